@@ -1,0 +1,27 @@
+# liandan: `make test` runs the whole test suite, `make doctor` checks the adapter.
+# Both install a Vulkan driver first when none is present (see scripts/ensure-vulkan.sh).
+
+CARGO ?= cargo
+# Mesa's Vulkan loader warns when this is unset; any private directory will do.
+export XDG_RUNTIME_DIR ?= /tmp/liandan-runtime-$(shell id -u)
+
+.PHONY: test doctor bench lint vulkan
+
+vulkan:
+	@mkdir -p -m 700 $(XDG_RUNTIME_DIR)
+	@bash scripts/ensure-vulkan.sh
+
+# Unit tests, the kernel tests (kernels-tests/), examples and benches built and run once.
+test: vulkan
+	$(CARGO) test --all-targets
+	$(CARGO) test --doc
+
+doctor: vulkan
+	$(CARGO) run --release --example doctor
+
+bench: vulkan
+	$(CARGO) bench --bench kernels
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings

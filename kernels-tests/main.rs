@@ -1,0 +1,12 @@
+//! Kernel correctness: every op against a plain CPU reference in f64, on random shapes
+//! (odd sizes included) and seeded random data, with outputs poisoned (NaN) so an element
+//! a kernel never writes fails. One binary, so all tests share one device.
+
+mod common;
+
+mod elementwise;
+mod matmul;
+mod reduce;
+mod runtime;
+mod shaders;
+mod softmax;

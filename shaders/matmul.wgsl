@@ -1,0 +1,67 @@
+// C[z] = A[z] · B[z]ᵀ with A packed as [M, K4] and B as [N, K4] vec4 rows (K contiguous,
+// zero-padded; see matmul_pack.wgsl). The portable kernel, for adapters without 8-wide
+// subgroups: each invocation computes an 8×8 block of C in registers from 8 rows of A and
+// 8 rows of B, read as vec4 along K (256 multiply-adds per 16 loads). matmul_subgroup.wgsl
+// is the same tiling with A's rows shared across lanes.
+//
+// Workgroup: 8 (x) × WG_Y (y) invocations; tile of 8·WG_Y rows × 64 columns.
+
+struct Params {
+    m: u32,
+    n: u32,
+    k4: u32,
+    a_batch_stride: u32, // in vec4s; 0 broadcasts A over the batch
+    b_batch_stride: u32, // in vec4s
+    c_batch_stride: u32, // in floats
+}
+
+@group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> b: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> c: array<f32>;
+@group(0) @binding(3) var<uniform> p: Params;
+
+override WG_Y: u32 = 8u;
+
+@compute @workgroup_size(8, WG_Y)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+    let row0 = (wid.y * WG_Y + lid.y) * 8u;
+    let col0 = (wid.x * 8u + lid.x) * 8u;
+    let a_base = wid.z * p.a_batch_stride;
+    let b_base = wid.z * p.b_batch_stride;
+
+    // Rows and columns past the edge read the last valid one (always in bounds); their
+    // results are not stored.
+    var a_row: array<u32, 8>;
+    var b_row: array<u32, 8>;
+    for (var j = 0u; j < 8u; j++) {
+        a_row[j] = a_base + min(row0 + j, p.m - 1u) * p.k4;
+        b_row[j] = b_base + min(col0 + j, p.n - 1u) * p.k4;
+    }
+
+    // acc[2r] holds columns 0..3 of row r, acc[2r + 1] columns 4..7.
+    var acc: array<vec4<f32>, 16>;
+    for (var kk = 0u; kk < p.k4; kk++) {
+        let lo = mat4x4<f32>(b[b_row[0] + kk], b[b_row[1] + kk], b[b_row[2] + kk], b[b_row[3] + kk]);
+        let hi = mat4x4<f32>(b[b_row[4] + kk], b[b_row[5] + kk], b[b_row[6] + kk], b[b_row[7] + kk]);
+        for (var r = 0u; r < 8u; r++) {
+            // v * M gives (dot(v, M[0]), ..., dot(v, M[3])).
+            let v = a[a_row[r] + kk];
+            acc[2u * r] += v * lo;
+            acc[2u * r + 1u] += v * hi;
+        }
+    }
+
+    let c_base = wid.z * p.c_batch_stride;
+    for (var r = 0u; r < 8u; r++) {
+        let row = row0 + r;
+        for (var j = 0u; j < 8u; j++) {
+            let col = col0 + j;
+            if row < p.m && col < p.n {
+                c[c_base + row * p.n + col] = acc[2u * r + j / 4u][j % 4u];
+            }
+        }
+    }
+}

@@ -1,0 +1,92 @@
+// Needs the SUBGROUP feature (naga gates subgroup built-ins by capability, not by an
+// `enable` directive).
+// C[z] = A[z] · B[z]ᵀ with A packed as [M, K4] and B as [N, K4] vec4 rows (K contiguous,
+// zero-padded; see matmul_pack.wgsl), for adapters whose subgroups are exactly 8 wide
+// (lavapipe's SIMD lanes).
+//
+// Each invocation computes an 8×8 block of C in registers. The 8 lanes of a subgroup share
+// the same 8 rows of A: each lane loads one row and the others receive it by broadcast,
+// so every lane issues 1 + 8 loads (instead of 16) per 256 multiply-adds. Software
+// adapters turn every lane-divergent load into a loop of scalar loads, which makes that
+// count what decides speed; workgroup memory did not help there (its reads loop the same).
+//
+// Workgroup: 8 lanes (x) × WG_Y subgroups (y); tile of 8·WG_Y rows × 64 columns.
+
+struct Params {
+    m: u32,
+    n: u32,
+    k4: u32,
+    a_batch_stride: u32, // in vec4s; 0 broadcasts A over the batch
+    b_batch_stride: u32, // in vec4s
+    c_batch_stride: u32, // in floats
+}
+
+@group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> b: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> c: array<f32>;
+@group(0) @binding(3) var<uniform> p: Params;
+
+override WG_Y: u32 = 8u;
+
+@compute @workgroup_size(8, WG_Y)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+    let row0 = (wid.y * WG_Y + lid.y) * 8u;
+    let col0 = (wid.x * 8u + lid.x) * 8u;
+    let a_base = wid.z * p.a_batch_stride;
+    let b_base = wid.z * p.b_batch_stride;
+
+    // Rows and columns past the edge read the last valid one (always in bounds); their
+    // results are not stored.
+    let my_a_row = a_base + min(row0 + lid.x, p.m - 1u) * p.k4;
+    var b_row: array<u32, 8>;
+    for (var j = 0u; j < 8u; j++) {
+        b_row[j] = b_base + min(col0 + j, p.n - 1u) * p.k4;
+    }
+
+    // acc[2r] holds columns 0..3 of row r, acc[2r + 1] columns 4..7.
+    var acc: array<vec4<f32>, 16>;
+    for (var kk = 0u; kk < p.k4; kk++) {
+        let lo = mat4x4<f32>(b[b_row[0] + kk], b[b_row[1] + kk], b[b_row[2] + kk], b[b_row[3] + kk]);
+        let hi = mat4x4<f32>(b[b_row[4] + kk], b[b_row[5] + kk], b[b_row[6] + kk], b[b_row[7] + kk]);
+        let mine = a[my_a_row + kk];
+        // v * M gives (dot(v, M[0]), ..., dot(v, M[3])).
+        let a0 = subgroupBroadcast(mine, 0u);
+        acc[0] += a0 * lo;
+        acc[1] += a0 * hi;
+        let a1 = subgroupBroadcast(mine, 1u);
+        acc[2] += a1 * lo;
+        acc[3] += a1 * hi;
+        let a2 = subgroupBroadcast(mine, 2u);
+        acc[4] += a2 * lo;
+        acc[5] += a2 * hi;
+        let a3 = subgroupBroadcast(mine, 3u);
+        acc[6] += a3 * lo;
+        acc[7] += a3 * hi;
+        let a4 = subgroupBroadcast(mine, 4u);
+        acc[8] += a4 * lo;
+        acc[9] += a4 * hi;
+        let a5 = subgroupBroadcast(mine, 5u);
+        acc[10] += a5 * lo;
+        acc[11] += a5 * hi;
+        let a6 = subgroupBroadcast(mine, 6u);
+        acc[12] += a6 * lo;
+        acc[13] += a6 * hi;
+        let a7 = subgroupBroadcast(mine, 7u);
+        acc[14] += a7 * lo;
+        acc[15] += a7 * hi;
+    }
+
+    let c_base = wid.z * p.c_batch_stride;
+    for (var r = 0u; r < 8u; r++) {
+        let row = row0 + r;
+        for (var j = 0u; j < 8u; j++) {
+            let col = col0 + j;
+            if row < p.m && col < p.n {
+                c[c_base + row * p.n + col] = acc[2u * r + j / 4u][j % 4u];
+            }
+        }
+    }
+}

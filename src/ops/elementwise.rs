@@ -1,0 +1,202 @@
+//! Elementwise ops: fill, unary activations and math, and binary arithmetic with
+//! broadcasting. Kernels: `shaders/fill.wgsl`, `shaders/unary.wgsl`, `shaders/binary.wgsl`.
+
+use super::layout::{broadcast_shape, broadcast_strides, merge_dims, pack_dims};
+use crate::error::{Result, arg_err};
+use crate::gpu::{Grid, Kernel, kernel};
+use crate::tensor::Tensor;
+
+const FILL: Kernel = kernel!("fill.wgsl");
+const UNARY: Kernel = kernel!("unary.wgsl");
+const BINARY: Kernel = kernel!("binary.wgsl");
+
+/// Invocations per workgroup of the elementwise kernels (`WG` in their WGSL).
+const WG: u64 = 256;
+
+/// Unary ops, numbered as the `OP` override of `shaders/unary.wgsl`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnaryOp {
+    /// `-x`
+    Neg = 0,
+    /// `e^x`
+    Exp = 1,
+    /// natural logarithm
+    Log = 2,
+    /// square root
+    Sqrt = 3,
+    /// `max(x, 0)`
+    Relu = 4,
+    /// `min(max(x, 0), 6)`
+    Relu6 = 5,
+    /// `1 / (1 + e^-x)`
+    Sigmoid = 6,
+    /// hyperbolic tangent
+    Tanh = 7,
+    /// `relu6(x + 3) / 6`
+    HardSigmoid = 8,
+    /// `x · relu6(x + 3) / 6`
+    HardSwish = 9,
+    /// `x · sigmoid(x)` (also called swish)
+    Silu = 10,
+}
+
+/// Affine is the unary kernel's op 11, reached through [`Tensor::affine`].
+const AFFINE_OP: f64 = 11.0;
+
+/// Binary ops, numbered as the `OP` override of `shaders/binary.wgsl`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryOp {
+    /// `a + b`
+    Add = 0,
+    /// `a - b`
+    Sub = 1,
+    /// `a * b`
+    Mul = 2,
+    /// `a / b`
+    Div = 3,
+}
+
+/// Writes `value` to every element of `t` (records the fill; `t` is otherwise unchanged
+/// storage, so this is for freshly made tensors and for poisoning outputs in tests).
+pub fn fill(t: &Tensor, value: f32) -> Result<()> {
+    let n = t.numel() as u64;
+    t.device().dispatch(
+        &FILL,
+        "main",
+        &[],
+        &[t.buffer()],
+        &[n as u32, value.to_bits()],
+        Grid::for_items(n, WG),
+    )
+}
+
+fn unary_kernel(x: &Tensor, op: f64, alpha: f32, beta: f32) -> Result<Tensor> {
+    let y = x.uninit_like(x.shape())?;
+    let n = x.numel() as u64;
+    x.device().dispatch(
+        &UNARY,
+        "main",
+        &[("OP", op)],
+        &[x.buffer(), y.buffer()],
+        &[n as u32, alpha.to_bits(), beta.to_bits()],
+        Grid::for_items(n, WG),
+    )?;
+    Ok(y)
+}
+
+/// `op(x)` elementwise.
+pub fn unary(x: &Tensor, op: UnaryOp) -> Result<Tensor> {
+    unary_kernel(x, op as u32 as f64, 1.0, 0.0)
+}
+
+/// `a op b` elementwise, broadcasting `a` and `b` to a common shape (NumPy rules).
+pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
+    let name = format!("{op:?}").to_lowercase();
+    a.check_same_device(b, &name)?;
+    let out_shape = broadcast_shape(&name, a.shape(), b.shape())?;
+    let out = a.uninit_like(&out_shape)?;
+    let n = out.numel() as u64;
+    let same = a.shape() == b.shape();
+    let (shape, strides) = merge_dims(
+        &out_shape,
+        &[
+            broadcast_strides(a.shape(), &out_shape),
+            broadcast_strides(b.shape(), &out_shape),
+        ],
+    );
+    let mut params = vec![n as u32, shape.len() as u32, 0, 0];
+    params.extend(pack_dims(&name, &shape)?);
+    params.extend(pack_dims(&name, &strides[0])?);
+    params.extend(pack_dims(&name, &strides[1])?);
+    a.device().dispatch(
+        &BINARY,
+        "main",
+        &[
+            ("OP", op as u32 as f64),
+            ("BROADCAST", f64::from(u8::from(!same))),
+        ],
+        &[a.buffer(), b.buffer(), out.buffer()],
+        &params,
+        Grid::for_items(n, WG),
+    )?;
+    Ok(out)
+}
+
+/// Elementwise ops as methods. Binary ones broadcast; every shape mismatch is an `Err`.
+impl Tensor {
+    /// `self + other`, broadcasting.
+    pub fn add(&self, other: &Tensor) -> Result<Tensor> {
+        binary(self, other, BinaryOp::Add)
+    }
+    /// `self - other`, broadcasting.
+    pub fn sub(&self, other: &Tensor) -> Result<Tensor> {
+        binary(self, other, BinaryOp::Sub)
+    }
+    /// `self * other`, broadcasting.
+    pub fn mul(&self, other: &Tensor) -> Result<Tensor> {
+        binary(self, other, BinaryOp::Mul)
+    }
+    /// `self / other`, broadcasting.
+    pub fn div(&self, other: &Tensor) -> Result<Tensor> {
+        binary(self, other, BinaryOp::Div)
+    }
+    /// `alpha · self + beta`.
+    pub fn affine(&self, alpha: f32, beta: f32) -> Result<Tensor> {
+        if !alpha.is_finite() || !beta.is_finite() {
+            return arg_err!("affine: alpha {alpha} and beta {beta} must be finite");
+        }
+        unary_kernel(self, AFFINE_OP, alpha, beta)
+    }
+    /// `alpha · self`.
+    pub fn scale(&self, alpha: f32) -> Result<Tensor> {
+        self.affine(alpha, 0.0)
+    }
+    /// `self + value`.
+    pub fn add_scalar(&self, value: f32) -> Result<Tensor> {
+        self.affine(1.0, value)
+    }
+    /// `-self`.
+    pub fn neg(&self) -> Result<Tensor> {
+        unary(self, UnaryOp::Neg)
+    }
+    /// `e^self`.
+    pub fn exp(&self) -> Result<Tensor> {
+        unary(self, UnaryOp::Exp)
+    }
+    /// Natural logarithm.
+    pub fn log(&self) -> Result<Tensor> {
+        unary(self, UnaryOp::Log)
+    }
+    /// Square root.
+    pub fn sqrt(&self) -> Result<Tensor> {
+        unary(self, UnaryOp::Sqrt)
+    }
+    /// `max(self, 0)`.
+    pub fn relu(&self) -> Result<Tensor> {
+        unary(self, UnaryOp::Relu)
+    }
+    /// `min(max(self, 0), 6)`.
+    pub fn relu6(&self) -> Result<Tensor> {
+        unary(self, UnaryOp::Relu6)
+    }
+    /// `1 / (1 + e^-self)`.
+    pub fn sigmoid(&self) -> Result<Tensor> {
+        unary(self, UnaryOp::Sigmoid)
+    }
+    /// Hyperbolic tangent.
+    pub fn tanh(&self) -> Result<Tensor> {
+        unary(self, UnaryOp::Tanh)
+    }
+    /// `relu6(self + 3) / 6` (PyTorch's `hardsigmoid`).
+    pub fn hardsigmoid(&self) -> Result<Tensor> {
+        unary(self, UnaryOp::HardSigmoid)
+    }
+    /// `self · relu6(self + 3) / 6` (PyTorch's `hardswish`).
+    pub fn hardswish(&self) -> Result<Tensor> {
+        unary(self, UnaryOp::HardSwish)
+    }
+    /// `self · sigmoid(self)` (PyTorch's `silu`).
+    pub fn silu(&self) -> Result<Tensor> {
+        unary(self, UnaryOp::Silu)
+    }
+}

@@ -1,0 +1,13 @@
+//! Ops: one module per kernel family, mirroring `shaders/`. Each op checks its arguments,
+//! returning an `Err` that names the shapes or values at fault, then records its dispatches.
+
+pub mod elementwise;
+pub mod matmul;
+pub mod reduce;
+pub mod softmax;
+
+mod layout;
+
+/// The most dimensions the strided kernels (broadcasting, reductions) index, after
+/// neighbouring dimensions have been merged.
+pub const MAX_KERNEL_DIMS: usize = 8;

@@ -1,0 +1,186 @@
+//! `Tensor`: an f32 array on the device, contiguous in row-major (NCHW) order.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::error::{Error, Result, arg_err, shape_err};
+use crate::gpu::{Device, PooledBuffer};
+use crate::rng::Rng;
+
+/// An f32 tensor on a [`Device`]. Cloning is cheap and shares the storage; ops never
+/// modify their inputs, so shared storage is never seen to change.
+#[derive(Clone)]
+pub struct Tensor {
+    device: Device,
+    storage: Arc<PooledBuffer>,
+    shape: Vec<usize>,
+}
+
+impl fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Tensor{:?}", self.shape)
+    }
+}
+
+/// Elements in a tensor of `shape`, or an error when the count overflows.
+fn count(shape: &[usize]) -> Result<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| Error::InvalidArgument(format!("shape {shape:?} has too many elements")))
+}
+
+impl Tensor {
+    /// A tensor of `shape` whose contents are not yet written (the caller fills it).
+    pub(crate) fn uninit(device: &Device, shape: &[usize]) -> Result<Tensor> {
+        let bytes = count(shape)? as u64 * 4;
+        device.check_size(|| format!("tensor {shape:?}"), bytes)?;
+        let tensor = Tensor {
+            device: device.clone(),
+            storage: Arc::new(device.storage(bytes)),
+            shape: shape.to_vec(),
+        };
+        if let Some(value) = device.poison() {
+            crate::ops::elementwise::fill(&tensor, value)?;
+        }
+        Ok(tensor)
+    }
+
+    /// A tensor of `shape` on the same device as `self`, contents not yet written.
+    pub(crate) fn uninit_like(&self, shape: &[usize]) -> Result<Tensor> {
+        Tensor::uninit(&self.device, shape)
+    }
+
+    /// A tensor holding `data` in row-major order; `data.len()` must equal the shape's count.
+    pub fn from_vec(device: &Device, data: Vec<f32>, shape: &[usize]) -> Result<Tensor> {
+        Tensor::from_slice(device, &data, shape)
+    }
+
+    /// Like [`Tensor::from_vec`], borrowing the data.
+    pub fn from_slice(device: &Device, data: &[f32], shape: &[usize]) -> Result<Tensor> {
+        let n = count(shape)?;
+        if data.len() != n {
+            return shape_err!(
+                "from_vec: {} values do not fill shape {shape:?} ({n} elements)",
+                data.len()
+            );
+        }
+        let tensor = Tensor::uninit(device, shape)?;
+        device.upload(&tensor.storage, bytemuck::cast_slice(data));
+        Ok(tensor)
+    }
+
+    /// A tensor filled with `value`.
+    pub fn full(device: &Device, shape: &[usize], value: f32) -> Result<Tensor> {
+        let tensor = Tensor::uninit(device, shape)?;
+        crate::ops::elementwise::fill(&tensor, value)?;
+        Ok(tensor)
+    }
+
+    /// A tensor of zeros.
+    pub fn zeros(device: &Device, shape: &[usize]) -> Result<Tensor> {
+        Tensor::full(device, shape, 0.0)
+    }
+
+    /// A tensor of ones.
+    pub fn ones(device: &Device, shape: &[usize]) -> Result<Tensor> {
+        Tensor::full(device, shape, 1.0)
+    }
+
+    /// Standard-normal values; the same `seed` gives the same tensor on every run and adapter.
+    pub fn randn(device: &Device, shape: &[usize], seed: u64) -> Result<Tensor> {
+        let mut rng = Rng::new(seed);
+        let data: Vec<f32> = (0..count(shape)?).map(|_| rng.normal() as f32).collect();
+        Tensor::from_vec(device, data, shape)
+    }
+
+    /// Values uniform in [0, 1); deterministic for a given `seed`.
+    pub fn rand(device: &Device, shape: &[usize], seed: u64) -> Result<Tensor> {
+        let mut rng = Rng::new(seed);
+        let data: Vec<f32> = (0..count(shape)?).map(|_| rng.uniform() as f32).collect();
+        Tensor::from_vec(device, data, shape)
+    }
+
+    /// `start, start + step, ...` up to but excluding `end`, as a 1-D tensor (like
+    /// `torch.arange`).
+    pub fn arange(device: &Device, start: f32, end: f32, step: f32) -> Result<Tensor> {
+        if step == 0.0 || !step.is_finite() || !start.is_finite() || !end.is_finite() {
+            return arg_err!("arange({start}, {end}, {step}): step must be finite and non-zero");
+        }
+        let n = ((end as f64 - start as f64) / step as f64).ceil().max(0.0) as usize;
+        let data: Vec<f32> = (0..n)
+            .map(|i| (start as f64 + i as f64 * step as f64) as f32)
+            .collect();
+        Tensor::from_vec(device, data, &[n])
+    }
+
+    /// Copies the values back to the CPU, in row-major order. Waits for pending work.
+    pub fn to_vec(&self) -> Result<Vec<f32>> {
+        let bytes = self.device.read(&self.storage, self.numel() as u64 * 4)?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+
+    /// The single value of a one-element tensor.
+    pub fn to_scalar(&self) -> Result<f32> {
+        if self.numel() != 1 {
+            return shape_err!(
+                "to_scalar: tensor of shape {:?} is not one value",
+                self.shape
+            );
+        }
+        Ok(self.to_vec()?[0])
+    }
+
+    /// The same data under another shape with the same element count (no copy).
+    pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
+        if count(shape)? != self.numel() {
+            return shape_err!(
+                "reshape: {:?} ({} elements) cannot become {shape:?} ({} elements)",
+                self.shape,
+                self.numel(),
+                count(shape)?
+            );
+        }
+        Ok(Tensor {
+            device: self.device.clone(),
+            storage: self.storage.clone(),
+            shape: shape.to_vec(),
+        })
+    }
+
+    /// The sizes of the dimensions, outermost first.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// Number of dimensions.
+    pub fn ndim(&self) -> usize {
+        self.shape.len()
+    }
+
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// The device holding the data.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub(crate) fn buffer(&self) -> &PooledBuffer {
+        &self.storage
+    }
+
+    /// An error unless `other` lives on the same device.
+    pub(crate) fn check_same_device(&self, other: &Tensor, op: &str) -> Result<()> {
+        if !self.device.same_as(&other.device) {
+            return arg_err!(
+                "{op}: tensors {:?} and {:?} live on different devices",
+                self.shape,
+                other.shape
+            );
+        }
+        Ok(())
+    }
+}
