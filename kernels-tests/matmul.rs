@@ -34,7 +34,7 @@ fn reference(
 }
 
 fn kernels() -> Vec<MatmulKernel> {
-    let mut kinds = vec![MatmulKernel::Portable];
+    let mut kinds = vec![MatmulKernel::Portable, MatmulKernel::Tiled];
     if device().summary().subgroup_sizes == Some((8, 8)) {
         kinds.push(MatmulKernel::Subgroup8);
     }

@@ -46,26 +46,24 @@ fn finish(v: f32) -> f32 {
     return v;
 }
 
-fn kept_offset(index: u32) -> u32 {
+// Element offset of the `index`-th position of a strided walk over `ndim` dims.
+fn strided_offset(index: u32, ndim: u32, shape: array<vec4<u32>, 2>, strides: array<vec4<u32>, 2>) -> u32 {
     var rest = index;
     var offset = 0u;
-    for (var d = i32(p.kept_ndim) - 1; d >= 0; d--) {
-        let size = p.kept_shape[u32(d) / 4u][u32(d) % 4u];
-        offset += (rest % size) * p.kept_strides[u32(d) / 4u][u32(d) % 4u];
+    for (var d = i32(ndim) - 1; d >= 0; d--) {
+        let size = shape[u32(d) / 4u][u32(d) % 4u];
+        offset += (rest % size) * strides[u32(d) / 4u][u32(d) % 4u];
         rest = rest / size;
     }
     return offset;
 }
 
+fn kept_offset(index: u32) -> u32 {
+    return strided_offset(index, p.kept_ndim, p.kept_shape, p.kept_strides);
+}
+
 fn reduced_offset(index: u32) -> u32 {
-    var rest = index;
-    var offset = 0u;
-    for (var d = i32(p.red_ndim) - 1; d >= 0; d--) {
-        let size = p.red_shape[u32(d) / 4u][u32(d) % 4u];
-        offset += (rest % size) * p.red_strides[u32(d) / 4u][u32(d) % 4u];
-        rest = rest / size;
-    }
-    return offset;
+    return strided_offset(index, p.red_ndim, p.red_shape, p.red_strides);
 }
 
 // One invocation per output: for short reductions with many outputs.

@@ -1,7 +1,9 @@
 //! Matrix products, 2-D and batched, with either operand transposed.
-//! Kernels: `shaders/matmul_pack.wgsl`, `shaders/matmul.wgsl`, `shaders/matmul_subgroup.wgsl`.
+//! Kernels: `shaders/matmul_pack.wgsl`, then one of `shaders/matmul_tiled.wgsl` (real
+//! GPUs: workgroup-memory tiles), `shaders/matmul_subgroup.wgsl` (8-wide subgroups, as on
+//! lavapipe) or `shaders/matmul.wgsl` (portable registers-only fallback).
 //!
-//! Both matmul kernels read A as `[M, K]` rows and B as `[N, K]` rows, K contiguous as
+//! All matmul kernels read A as `[M, K]` rows and B as `[N, K]` rows, K contiguous as
 //! vec4s. An operand already in that layout (K contiguous, K a multiple of 4) is read in
 //! place; any other is first packed (transposed and zero-padded) into a temporary, which
 //! costs O((M + N)·K) against the product's O(M·N·K).
@@ -13,23 +15,60 @@ use crate::tensor::Tensor;
 const PACK: Kernel = kernel!("matmul_pack.wgsl");
 const MATMUL: Kernel = kernel!("matmul.wgsl");
 const MATMUL_SUBGROUP: Kernel = kernel!("matmul_subgroup.wgsl");
+const MATMUL_TILED: Kernel = kernel!("matmul_tiled.wgsl");
 
-/// Subgroups (y) per workgroup: the `WG_Y` override. A workgroup computes a tile of
-/// `8·WG_Y` rows × 64 columns.
+/// Subgroups (y) per workgroup of the register kernels: the `WG_Y` override. A workgroup
+/// computes `8·WG_Y` rows × 64 columns. (8 and 2..16 measured the same on lavapipe.)
 const WG_Y: u32 = 8;
-const TILE_ROWS: usize = 8 * WG_Y as usize;
-const TILE_COLS: usize = 64;
+/// vec4s of K staged per step by the tiled kernel: its `K4_TILE` override.
+const K4_TILE: u32 = 4;
 
 /// Which matmul kernel to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum MatmulKernel {
-    /// The subgroup kernel where subgroups are exactly 8 wide, else the portable one.
+    /// The subgroup kernel where subgroups are exactly 8 wide, else the tiled kernel on
+    /// hardware GPUs and the portable one on software adapters.
     #[default]
     Auto,
-    /// Registers only, no subgroup operations: runs on every adapter.
+    /// Registers only, no subgroup operations or workgroup memory: runs on every adapter.
     Portable,
     /// Rows of A shared across 8-wide subgroups; an `Err` on other adapters.
     Subgroup8,
+    /// 64×64 tiles staged in workgroup memory: the classic GPU kernel.
+    Tiled,
+}
+
+impl MatmulKernel {
+    /// The concrete kernel `self` means on an adapter with these subgroup sizes.
+    fn resolve(self, subgroup_sizes: Option<(u32, u32)>, software: bool) -> Result<MatmulKernel> {
+        Ok(match (self, subgroup_sizes) {
+            (MatmulKernel::Auto, Some((8, 8))) => MatmulKernel::Subgroup8,
+            (MatmulKernel::Auto, _) if software => MatmulKernel::Portable,
+            (MatmulKernel::Auto, _) => MatmulKernel::Tiled,
+            (MatmulKernel::Subgroup8, sizes) if sizes != Some((8, 8)) => {
+                return arg_err!(
+                    "matmul: the Subgroup8 kernel needs 8-wide subgroups; this adapter has {sizes:?}"
+                );
+            }
+            (other, _) => other,
+        })
+    }
+
+    /// Shader, override constants, and the rows × columns of C one workgroup computes.
+    fn launch(self) -> (&'static Kernel, [(&'static str, f64); 1], usize, usize) {
+        match self {
+            MatmulKernel::Tiled => (&MATMUL_TILED, [("K4_TILE", K4_TILE as f64)], 64, 64),
+            MatmulKernel::Subgroup8 => (
+                &MATMUL_SUBGROUP,
+                [("WG_Y", WG_Y as f64)],
+                8 * WG_Y as usize,
+                64,
+            ),
+            MatmulKernel::Portable | MatmulKernel::Auto => {
+                (&MATMUL, [("WG_Y", WG_Y as f64)], 8 * WG_Y as usize, 64)
+            }
+        }
+    }
 }
 
 /// One operand as the kernels will read it: a buffer of `[batch, rows, k4]` vec4s.
@@ -129,16 +168,9 @@ pub fn matmul_with(
         return Ok(out);
     }
 
-    let kernel = match (which, a.device().summary().subgroup_sizes) {
-        (MatmulKernel::Portable, _) => &MATMUL,
-        (MatmulKernel::Auto | MatmulKernel::Subgroup8, Some((8, 8))) => &MATMUL_SUBGROUP,
-        (MatmulKernel::Auto, _) => &MATMUL,
-        (MatmulKernel::Subgroup8, sizes) => {
-            return arg_err!(
-                "matmul: the Subgroup8 kernel needs 8-wide subgroups; this adapter has {sizes:?}"
-            );
-        }
-    };
+    let summary = a.device().summary();
+    let which = which.resolve(summary.subgroup_sizes, summary.is_software)?;
+    let (kernel, overrides, tile_rows, tile_cols) = which.launch();
 
     let broadcast_a = count_a == 1 && batches > 1;
     let broadcast_b = count_b == 1 && batches > 1;
@@ -162,14 +194,14 @@ pub fn matmul_with(
     let pa = prepare(a, view_a, &mut slot_a)?;
     let pb = prepare(b, view_b, &mut slot_b)?;
     let grid = Grid::Xyz([
-        n.div_ceil(TILE_COLS) as u32,
-        m.div_ceil(TILE_ROWS) as u32,
+        n.div_ceil(tile_cols) as u32,
+        m.div_ceil(tile_rows) as u32,
         batches as u32,
     ]);
     a.device().dispatch(
         kernel,
         "main",
-        &[("WG_Y", WG_Y as f64)],
+        &overrides,
         &[pa.buffer, pb.buffer, out.buffer()],
         &[
             m as u32,

@@ -1,0 +1,79 @@
+// C[z] = A[z] · B[z]ᵀ with A packed as [M, K4] and B as [N, K4] vec4 rows (K contiguous,
+// zero-padded; see matmul_pack.wgsl). The kernel for real GPUs: a workgroup of 16×16
+// invocations computes a 64×64 tile of C. Each K step stages 64 rows × K4_TILE vec4s of A
+// and of B in workgroup memory, loaded by all 256 invocations together, then each
+// invocation accumulates its 4×4 block from there, so each operand element is read from
+// global memory once per workgroup instead of 64 times. Software adapters read workgroup
+// memory as slowly as storage, so they use matmul_subgroup.wgsl instead.
+
+struct Params {
+    m: u32,
+    n: u32,
+    k4: u32,
+    a_batch_stride: u32, // in vec4s; 0 broadcasts A over the batch
+    b_batch_stride: u32, // in vec4s
+    c_batch_stride: u32, // in floats
+}
+
+@group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> b: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> c: array<f32>;
+@group(0) @binding(3) var<uniform> p: Params;
+
+const TILE: u32 = 64u; // rows and columns of C per workgroup (16 invocations × 4)
+// vec4s of K staged per step; 256 invocations load TILE·K4_TILE vec4s of each operand.
+override K4_TILE: u32 = 4u;
+
+var<workgroup> a_tile: array<vec4<f32>, TILE * K4_TILE>;
+var<workgroup> b_tile: array<vec4<f32>, TILE * K4_TILE>;
+
+@compute @workgroup_size(16, 16)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(local_invocation_index) li: u32,
+) {
+    let row0 = wid.y * TILE;
+    let col0 = wid.x * TILE;
+    let a_base = wid.z * p.a_batch_stride;
+    let b_base = wid.z * p.b_batch_stride;
+
+    var acc: array<vec4<f32>, 4>; // acc[i][j]: row lid.y·4 + i, column lid.x·4 + j
+    for (var k0 = 0u; k0 < p.k4; k0 += K4_TILE) {
+        // Stage the slabs: element e of a slab is (row e / K4_TILE, vec4 e % K4_TILE).
+        for (var e = li; e < TILE * K4_TILE; e += 256u) {
+            let r = e / K4_TILE;
+            let kk = k0 + e % K4_TILE;
+            let in_k = kk < p.k4;
+            let a_row = min(row0 + r, p.m - 1u);
+            let b_row = min(col0 + r, p.n - 1u);
+            a_tile[e] = select(vec4<f32>(0.0), a[a_base + a_row * p.k4 + min(kk, p.k4 - 1u)], in_k);
+            b_tile[e] = select(vec4<f32>(0.0), b[b_base + b_row * p.k4 + min(kk, p.k4 - 1u)], in_k);
+        }
+        workgroupBarrier();
+        for (var q = 0u; q < K4_TILE; q++) {
+            let b_cols = mat4x4<f32>(
+                b_tile[(lid.x * 4u + 0u) * K4_TILE + q],
+                b_tile[(lid.x * 4u + 1u) * K4_TILE + q],
+                b_tile[(lid.x * 4u + 2u) * K4_TILE + q],
+                b_tile[(lid.x * 4u + 3u) * K4_TILE + q],
+            );
+            for (var i = 0u; i < 4u; i++) {
+                // v * M gives (dot(v, M[0]), ..., dot(v, M[3])).
+                acc[i] += a_tile[(lid.y * 4u + i) * K4_TILE + q] * b_cols;
+            }
+        }
+        workgroupBarrier();
+    }
+
+    let c_base = wid.z * p.c_batch_stride;
+    for (var i = 0u; i < 4u; i++) {
+        let row = row0 + lid.y * 4u + i;
+        for (var j = 0u; j < 4u; j++) {
+            let col = col0 + lid.x * 4u + j;
+            if row < p.m && col < p.n {
+                c[c_base + row * p.n + col] = acc[i][j];
+            }
+        }
+    }
+}
