@@ -227,6 +227,25 @@ fn binary_ops_broadcast_random_shapes() {
 }
 
 #[test]
+fn binary_ops_index_up_to_eight_unmergeable_dims() {
+    // Alternating broadcast dims cannot merge, so all 8 dims reach the kernel (both vec4
+    // halves of the shape and stride uniforms).
+    let mut rng = Rng::new(15);
+    let out = [2, 3, 2, 3, 2, 3, 2, 3];
+    let sa = [2, 1, 2, 1, 2, 1, 2, 1];
+    let sb = [1, 3, 1, 3, 1, 3, 1, 3];
+    check_binary(&mut rng, BinaryOp::Sub, &sa, &sb, &out);
+    check_binary(&mut rng, BinaryOp::Mul, &out, &sb, &out);
+    // Nine unmergeable dims are more than the kernels index: a clear error.
+    let a = Tensor::zeros(device(), &[2, 1, 2, 1, 2, 1, 2, 1, 2]).unwrap();
+    let b = Tensor::zeros(device(), &[1, 2, 1, 2, 1, 2, 1, 2, 1]).unwrap();
+    match a.add(&b) {
+        Err(Error::Shape(msg)) => assert!(msg.contains("9 dimensions"), "{msg}"),
+        other => panic!("expected a shape error, got {other:?}"),
+    }
+}
+
+#[test]
 fn mismatched_shapes_are_errors_naming_both() {
     let a = Tensor::zeros(device(), &[2, 3, 4]).unwrap();
     let b = Tensor::zeros(device(), &[2, 5, 4]).unwrap();

@@ -11,8 +11,8 @@ enum Kind {
     Max,
 }
 
-/// Reference reduction: values and the magnitude (sum of |terms|) each value's rounding
-/// error scales with.
+/// Reference reduction: values and the magnitude each value's rounding error scales with
+/// (the sum of |terms| for sums and means; |value| for max, which is exact in f32).
 fn reference(
     xs: &[f64],
     shape: &[usize],
@@ -49,6 +49,9 @@ fn reference(
             _ => acc[o] += v,
         }
         mag[o] += v.abs();
+    }
+    if kind == Kind::Max {
+        mag = acc.iter().map(|v| v.abs()).collect();
     }
     let len: usize = axes.iter().map(|&a| shape[a]).product();
     if kind == Kind::Mean {
@@ -148,6 +151,21 @@ fn global_average_pool_is_the_mean_over_h_and_w() {
         let (want, mag, _) = reference(&xs, &shape, &[2, 3], Kind::Mean);
         assert_close_scaled("global_avg_pool2d", &y.to_vec().unwrap(), &want, &mag, 1e-5);
     }
+}
+
+#[test]
+fn mean_of_nothing_is_nan_and_sum_is_zero() {
+    let x = Tensor::zeros(device(), &[3, 0]).unwrap();
+    assert!(
+        x.mean(&[1], false)
+            .unwrap()
+            .to_vec()
+            .unwrap()
+            .iter()
+            .all(|v| v.is_nan())
+    );
+    assert_eq!(x.sum(&[1], false).unwrap().to_vec().unwrap(), vec![0.0; 3]);
+    assert!(matches!(x.max(&[1], false), Err(Error::InvalidArgument(_))));
 }
 
 #[test]

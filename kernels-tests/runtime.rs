@@ -34,6 +34,16 @@ fn creation_and_read_back() {
             .unwrap(),
         vec![1.0, 0.5, 0.0, -0.5]
     );
+    // The poison value the tests rely on survives a fill and a read-back.
+    assert!(
+        Tensor::full(d, &[5], f32::NAN)
+            .unwrap()
+            .to_vec()
+            .unwrap()
+            .iter()
+            .all(|v| v.is_nan())
+    );
+    assert_eq!(d.poison().map(f32::is_nan), Some(true));
     let empty = Tensor::zeros(d, &[0, 4]).unwrap();
     assert_eq!(empty.to_vec().unwrap(), Vec::<f32>::new());
     assert_eq!(empty.relu().unwrap().shape(), &[0, 4]);
@@ -72,6 +82,24 @@ fn bad_creation_arguments_are_errors() {
         Err(Error::TooLarge { bytes, limit, .. }) => assert!(bytes > limit),
         other => panic!("expected TooLarge, got {other:?}"),
     }
+    // Checked before any CPU-side data is made.
+    assert!(matches!(
+        Tensor::randn(d, &[1 << 40], 0),
+        Err(Error::TooLarge { .. })
+    ));
+    assert!(matches!(
+        Tensor::arange(d, 0.0, 1e30, 1.0),
+        Err(Error::InvalidArgument(_))
+    ));
+    // Element counts whose byte size overflows u64.
+    assert!(matches!(
+        Tensor::zeros(d, &[1 << 62]),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        Tensor::zeros(d, &[1 << 40, 1 << 40]),
+        Err(Error::InvalidArgument(_))
+    ));
 }
 
 #[test]

@@ -10,7 +10,9 @@
 // adapters turn every lane-divergent load into a loop of scalar loads, which makes that
 // count what decides speed; workgroup memory did not help there (its reads loop the same).
 //
-// Workgroup: 8 lanes (x) × WG_Y subgroups (y); tile of 8·WG_Y rows × 64 columns.
+// Workgroup: 8·WG_Y invocations in one dimension = WG_Y subgroups of 8 lanes; tile of
+// 8·WG_Y rows × 64 columns. Rows come from the subgroup id and columns from the lane, so
+// the result does not depend on how the driver groups invocations into subgroups.
 
 struct Params {
     m: u32,
@@ -28,19 +30,20 @@ struct Params {
 
 override WG_Y: u32 = 8u;
 
-@compute @workgroup_size(8, WG_Y)
+@compute @workgroup_size(8 * WG_Y)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(subgroup_id) subgroup: u32,
+    @builtin(subgroup_invocation_id) lane: u32,
 ) {
-    let row0 = (wid.y * WG_Y + lid.y) * 8u;
-    let col0 = (wid.x * 8u + lid.x) * 8u;
+    let row0 = (wid.y * WG_Y + subgroup) * 8u;
+    let col0 = (wid.x * 8u + lane) * 8u;
     let a_base = wid.z * p.a_batch_stride;
     let b_base = wid.z * p.b_batch_stride;
 
     // Rows and columns past the edge read the last valid one (always in bounds); their
     // results are not stored.
-    let my_a_row = a_base + min(row0 + lid.x, p.m - 1u) * p.k4;
+    let my_a_row = a_base + min(row0 + lane, p.m - 1u) * p.k4;
     var b_row: array<u32, 8>;
     for (var j = 0u; j < 8u; j++) {
         b_row[j] = b_base + min(col0 + j, p.n - 1u) * p.k4;

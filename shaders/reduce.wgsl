@@ -46,24 +46,29 @@ fn finish(v: f32) -> f32 {
     return v;
 }
 
-// Element offset of the `index`-th position of a strided walk over `ndim` dims.
-fn strided_offset(index: u32, ndim: u32, shape: array<vec4<u32>, 2>, strides: array<vec4<u32>, 2>) -> u32 {
+// Element offset of the `index`-th position of the kept (or the reduced) dimensions.
+// Reads the uniform block in place: passing its arrays as arguments made the compiler copy
+// them for every element.
+fn strided_offset(index: u32, reduced: bool) -> u32 {
     var rest = index;
     var offset = 0u;
-    for (var d = i32(ndim) - 1; d >= 0; d--) {
-        let size = shape[u32(d) / 4u][u32(d) % 4u];
-        offset += (rest % size) * strides[u32(d) / 4u][u32(d) % 4u];
+    for (var d = i32(select(p.kept_ndim, p.red_ndim, reduced)) - 1; d >= 0; d--) {
+        let q = u32(d) / 4u;
+        let r = u32(d) % 4u;
+        let size = select(p.kept_shape[q][r], p.red_shape[q][r], reduced);
+        let stride = select(p.kept_strides[q][r], p.red_strides[q][r], reduced);
+        offset += (rest % size) * stride;
         rest = rest / size;
     }
     return offset;
 }
 
 fn kept_offset(index: u32) -> u32 {
-    return strided_offset(index, p.kept_ndim, p.kept_shape, p.kept_strides);
+    return strided_offset(index, false);
 }
 
 fn reduced_offset(index: u32) -> u32 {
-    return strided_offset(index, p.red_ndim, p.red_shape, p.red_strides);
+    return strided_offset(index, true);
 }
 
 // One invocation per output: for short reductions with many outputs.

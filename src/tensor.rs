@@ -22,19 +22,27 @@ impl fmt::Debug for Tensor {
     }
 }
 
-/// Elements in a tensor of `shape`, or an error when the count overflows.
+/// Elements in a tensor of `shape`, or an error when its bytes would overflow.
 fn count(shape: &[usize]) -> Result<usize> {
     shape
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .filter(|n| n.checked_mul(4).is_some())
         .ok_or_else(|| Error::InvalidArgument(format!("shape {shape:?} has too many elements")))
+}
+
+/// Elements in a tensor of `shape` after checking that it fits one storage binding, so
+/// nothing of its size is allocated on the CPU first.
+fn checked_count(device: &Device, shape: &[usize]) -> Result<usize> {
+    let n = count(shape)?;
+    device.check_size(|| format!("tensor {shape:?}"), n as u64 * 4)?;
+    Ok(n)
 }
 
 impl Tensor {
     /// A tensor of `shape` whose contents are not yet written (the caller fills it).
     pub(crate) fn uninit(device: &Device, shape: &[usize]) -> Result<Tensor> {
-        let bytes = count(shape)? as u64 * 4;
-        device.check_size(|| format!("tensor {shape:?}"), bytes)?;
+        let bytes = checked_count(device, shape)? as u64 * 4;
         let tensor = Tensor {
             device: device.clone(),
             storage: Arc::new(device.storage(bytes)),
@@ -90,14 +98,16 @@ impl Tensor {
     /// Standard-normal values; the same `seed` gives the same tensor on every run and adapter.
     pub fn randn(device: &Device, shape: &[usize], seed: u64) -> Result<Tensor> {
         let mut rng = Rng::new(seed);
-        let data: Vec<f32> = (0..count(shape)?).map(|_| rng.normal() as f32).collect();
+        let n = checked_count(device, shape)?;
+        let data: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
         Tensor::from_vec(device, data, shape)
     }
 
     /// Values uniform in [0, 1); deterministic for a given `seed`.
     pub fn rand(device: &Device, shape: &[usize], seed: u64) -> Result<Tensor> {
         let mut rng = Rng::new(seed);
-        let data: Vec<f32> = (0..count(shape)?).map(|_| rng.uniform() as f32).collect();
+        let n = checked_count(device, shape)?;
+        let data: Vec<f32> = (0..n).map(|_| rng.uniform() as f32).collect();
         Tensor::from_vec(device, data, shape)
     }
 
@@ -107,7 +117,13 @@ impl Tensor {
         if step == 0.0 || !step.is_finite() || !start.is_finite() || !end.is_finite() {
             return arg_err!("arange({start}, {end}, {step}): step must be finite and non-zero");
         }
-        let n = ((end as f64 - start as f64) / step as f64).ceil().max(0.0) as usize;
+        let n = ((end as f64 - start as f64) / step as f64).ceil().max(0.0);
+        let bytes = n * 4.0;
+        let limit = device.limits().max_storage_buffer_binding_size as f64;
+        if bytes > limit {
+            return arg_err!("arange({start}, {end}, {step}): {n} elements do not fit one tensor");
+        }
+        let n = n as usize;
         let data: Vec<f32> = (0..n)
             .map(|i| (start as f64 + i as f64 * step as f64) as f32)
             .collect();

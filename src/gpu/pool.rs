@@ -80,7 +80,8 @@ impl BufferPool {
 
     /// A buffer of at least `bytes` bytes. The caller has checked `bytes` against the limits.
     pub(crate) fn acquire(&self, kind: BufferKind, bytes: u64) -> PooledBuffer {
-        let class = size_class(bytes).min(self.max_class.max(bytes.next_multiple_of(16)));
+        // Near the limit the class would pass it; then the request is served exactly.
+        let class = size_class(bytes).min(self.max_class.max(bytes.next_multiple_of(256)));
         let mut state = self.state.lock().unwrap();
         let reused = state.free.get_mut(&(kind, class)).and_then(Vec::pop);
         let buffer = match reused {

@@ -16,7 +16,6 @@ const PACK: Kernel = kernel!("matmul_pack.wgsl");
 const MATMUL: Kernel = kernel!("matmul.wgsl");
 const MATMUL_SUBGROUP: Kernel = kernel!("matmul_subgroup.wgsl");
 const MATMUL_TILED: Kernel = kernel!("matmul_tiled.wgsl");
-
 /// Subgroups (y) per workgroup of the register kernels: the `WG_Y` override. A workgroup
 /// computes `8·WG_Y` rows × 64 columns. (8 and 2..16 measured the same on lavapipe.)
 const WG_Y: u32 = 8;
@@ -39,18 +38,22 @@ pub enum MatmulKernel {
 }
 
 impl MatmulKernel {
-    /// The concrete kernel `self` means on an adapter with these subgroup sizes.
-    fn resolve(self, subgroup_sizes: Option<(u32, u32)>, software: bool) -> Result<MatmulKernel> {
-        Ok(match (self, subgroup_sizes) {
-            (MatmulKernel::Auto, Some((8, 8))) => MatmulKernel::Subgroup8,
-            (MatmulKernel::Auto, _) if software => MatmulKernel::Portable,
-            (MatmulKernel::Auto, _) => MatmulKernel::Tiled,
-            (MatmulKernel::Subgroup8, sizes) if sizes != Some((8, 8)) => {
+    /// The concrete kernel `self` means on `device`.
+    fn resolve(self, device: &crate::Device) -> Result<MatmulKernel> {
+        let summary = device.summary();
+        let subgroup8 = summary.subgroup_sizes == Some((8, 8));
+        Ok(match self {
+            MatmulKernel::Auto if subgroup8 => MatmulKernel::Subgroup8,
+            MatmulKernel::Auto if summary.is_software => MatmulKernel::Portable,
+            MatmulKernel::Auto => MatmulKernel::Tiled,
+            MatmulKernel::Subgroup8 if !subgroup8 => {
                 return arg_err!(
-                    "matmul: the Subgroup8 kernel needs 8-wide subgroups; this adapter has {sizes:?}"
+                    "matmul: the Subgroup8 kernel needs 8-wide subgroups; this adapter has \
+                     subgroup sizes {:?}",
+                    summary.subgroup_sizes
                 );
             }
-            (other, _) => other,
+            other => other,
         })
     }
 
@@ -168,8 +171,7 @@ pub fn matmul_with(
         return Ok(out);
     }
 
-    let summary = a.device().summary();
-    let which = which.resolve(summary.subgroup_sizes, summary.is_software)?;
+    let which = which.resolve(a.device())?;
     let (kernel, overrides, tile_rows, tile_cols) = which.launch();
 
     let broadcast_a = count_a == 1 && batches > 1;

@@ -73,11 +73,13 @@ fn reduce(x: &Tensor, axes: &[usize], keepdim: bool, how: Reduction, mean: bool)
     let (kept_shape, kept_strides) = pick(false);
     let (red_shape, red_strides) = pick(true);
 
-    let scale = if mean {
-        1.0 / red_len.max(1) as f32
-    } else {
-        1.0
-    };
+    if red_len == 0 && mean {
+        // The mean of nothing is NaN, as in PyTorch. Filled here: WGSL lets shaders assume
+        // values are finite, so 0 · NaN in a kernel need not give NaN.
+        crate::ops::elementwise::fill(&out, f32::NAN)?;
+        return Ok(out);
+    }
+    let scale = if mean { 1.0 / red_len as f32 } else { 1.0 };
     let mut params = vec![
         n_out as u32,
         red_len as u32,
