@@ -129,6 +129,9 @@ fn main() -> ExitCode {
         ("matmul portable", |d, r| {
             matmul(d, r, MatmulKernel::Portable)
         }),
+        ("matmul tiled (workgroup memory)", |d, r| {
+            matmul(d, r, MatmulKernel::Tiled)
+        }),
         ("softmax (1000 classes)", softmax),
     ];
     if s.subgroup_sizes == Some((8, 8)) {
