@@ -182,6 +182,8 @@ fn binary_ops_broadcast_the_cnn_cases() {
             check_binary(&mut rng, op, &full, &[n, c, 1, 1], &full); // SE-style gate
             check_binary(&mut rng, op, &[n, c, 1, 1], &full, &full);
             check_binary(&mut rng, op, &full, &[w], &full); // last axis (NumPy rule)
+            check_binary(&mut rng, op, &[1], &[], &[1]); // one element each
+            check_binary(&mut rng, op, &[1, 1, 1], &[1], &[1, 1, 1]);
         }
     }
 }

@@ -25,6 +25,9 @@ const MUL: u32 = 2u;
 const DIV: u32 = 3u;
 
 const WG: u32 = 256u;
+// Consecutive outputs per invocation: many on CPU adapters, where it saves integer
+// divisions; few on GPUs, where neighbouring invocations should touch neighbouring words.
+override PER_INVOCATION: u32 = 1u;
 
 fn combine(u: f32, v: f32) -> f32 {
     switch OP {
@@ -36,31 +39,54 @@ fn combine(u: f32, v: f32) -> f32 {
     }
 }
 
-@compute @workgroup_size(WG)
-fn main(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let i = group_index(wid, nwg) * WG + lid;
-    if i >= p.n {
-        return;
-    }
-    if !BROADCAST {
-        out[i] = combine(a[i], b[i]);
-        return;
-    }
+// Offsets into a and b of output element i (the slow path: one division per dim).
+fn operand_offsets(i: u32) -> vec2<u32> {
     var rest = i;
-    var ia = 0u;
-    var ib = 0u;
+    var offsets = vec2<u32>(0u);
     for (var d = i32(p.ndim) - 1; d >= 0; d--) {
         let q = u32(d) / 4u;
         let r = u32(d) % 4u;
         let size = p.shape[q][r];
         let coord = rest % size;
         rest = rest / size;
-        ia += coord * p.a_strides[q][r];
-        ib += coord * p.b_strides[q][r];
+        offsets += coord * vec2<u32>(p.a_strides[q][r], p.b_strides[q][r]);
     }
-    out[i] = combine(a[ia], b[ib]);
+    return offsets;
+}
+
+@compute @workgroup_size(WG)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    // Each invocation handles PER_INVOCATION consecutive outputs, so the index division
+    // (slow: integer division has no SIMD form on CPUs) runs once per run, not per element.
+    let first = (group_index(wid, nwg) * WG + lid) * PER_INVOCATION;
+    if first >= p.n {
+        return;
+    }
+    let last = min(first + PER_INVOCATION, p.n);
+    if !BROADCAST {
+        for (var i = first; i < last; i++) {
+            out[i] = combine(a[i], b[i]);
+        }
+        return;
+    }
+    // Walk the innermost dimension by its strides; redo the division only on wrapping.
+    let inner = p.ndim - 1u;
+    let inner_size = p.shape[inner / 4u][inner % 4u];
+    let inner_step = vec2<u32>(p.a_strides[inner / 4u][inner % 4u], p.b_strides[inner / 4u][inner % 4u]);
+    var offsets = operand_offsets(first);
+    var coord = first % inner_size;
+    for (var i = first; i < last; i++) {
+        out[i] = combine(a[offsets.x], b[offsets.y]);
+        coord += 1u;
+        if coord == inner_size {
+            coord = 0u;
+            offsets = operand_offsets(i + 1u);
+        } else {
+            offsets += inner_step;
+        }
+    }
 }

@@ -12,6 +12,12 @@ const BINARY: Kernel = kernel!("binary.wgsl");
 
 /// Invocations per workgroup of the elementwise kernels (`WG` in their WGSL).
 const WG: u64 = 256;
+/// Outputs per invocation of the binary kernel (its `PER_INVOCATION` override): on a CPU
+/// adapter 16 made a per-channel add 1.9x faster (fewer integer divisions); GPUs prefer
+/// neighbouring invocations on neighbouring elements.
+fn binary_per_invocation(software: bool) -> u64 {
+    if software { 16 } else { 1 }
+}
 
 /// Unary ops, numbered as the `OP` override of `shaders/unary.wgsl`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,13 +103,19 @@ pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
     let out = a.uninit_like(&out_shape)?;
     let n = out.numel() as u64;
     let same = a.shape() == b.shape();
-    let (shape, strides) = merge_dims(
+    let (mut shape, mut strides) = merge_dims(
         &out_shape,
         &[
             broadcast_strides(a.shape(), &out_shape),
             broadcast_strides(b.shape(), &out_shape),
         ],
     );
+    if shape.is_empty() {
+        // All dims had size 1: one element; the kernel wants an innermost dim to walk.
+        shape.push(1);
+        strides.iter_mut().for_each(|s| s.push(0));
+    }
+    let per_invocation = binary_per_invocation(a.device().summary().is_software);
     let mut params = vec![n as u32, shape.len() as u32, 0, 0];
     params.extend(pack_dims(&name, &shape)?);
     params.extend(pack_dims(&name, &strides[0])?);
@@ -114,10 +126,11 @@ pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
         &[
             ("OP", op as u32 as f64),
             ("BROADCAST", f64::from(u8::from(!same))),
+            ("PER_INVOCATION", per_invocation as f64),
         ],
         &[a.buffer(), b.buffer(), out.buffer()],
         &params,
-        Grid::for_items(n, WG),
+        Grid::for_items(n, WG * per_invocation),
     )?;
     Ok(out)
 }
