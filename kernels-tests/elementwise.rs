@@ -229,6 +229,28 @@ fn binary_ops_broadcast_random_shapes() {
 }
 
 #[test]
+fn large_broadcasts_take_the_run_per_invocation_path() {
+    // Past 32,768 outputs a CPU adapter walks 16 outputs per invocation; the random
+    // sweeps above mostly stay below that.
+    let mut rng = Rng::new(16);
+    check_binary(
+        &mut rng,
+        BinaryOp::Add,
+        &[2, 64, 33, 17],
+        &[1, 64, 1, 1],
+        &[2, 64, 33, 17],
+    );
+    check_binary(
+        &mut rng,
+        BinaryOp::Mul,
+        &[3, 7, 65, 33],
+        &[3, 7, 1, 1],
+        &[3, 7, 65, 33],
+    );
+    check_binary(&mut rng, BinaryOp::Div, &[40_001], &[40_001], &[40_001]);
+}
+
+#[test]
 fn binary_ops_index_up_to_eight_unmergeable_dims() {
     // Alternating broadcast dims cannot merge, so all 8 dims reach the kernel (both vec4
     // halves of the shape and stride uniforms).

@@ -12,11 +12,16 @@ const BINARY: Kernel = kernel!("binary.wgsl");
 
 /// Invocations per workgroup of the elementwise kernels (`WG` in their WGSL).
 const WG: u64 = 256;
-/// Outputs per invocation of the binary kernel (its `PER_INVOCATION` override): on a CPU
-/// adapter 16 made a per-channel add 1.9x faster (fewer integer divisions); GPUs prefer
-/// neighbouring invocations on neighbouring elements.
-fn binary_per_invocation(software: bool) -> u64 {
-    if software { 16 } else { 1 }
+/// Outputs per invocation of the binary kernel (its `PER_INVOCATION` override). On a CPU
+/// adapter, 16 made a large per-channel add 1.9x faster (fewer integer divisions); small
+/// tensors and GPUs want the parallelism of one output per invocation, with neighbouring
+/// invocations on neighbouring elements.
+fn binary_per_invocation(software: bool, outputs: u64) -> u64 {
+    if software && outputs >= 1 << 15 {
+        16
+    } else {
+        1
+    }
 }
 
 /// Unary ops, numbered as the `OP` override of `shaders/unary.wgsl`.
@@ -115,7 +120,7 @@ pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
         shape.push(1);
         strides.iter_mut().for_each(|s| s.push(0));
     }
-    let per_invocation = binary_per_invocation(a.device().summary().is_software);
+    let per_invocation = binary_per_invocation(a.device().summary().is_software, n);
     let mut params = vec![n as u32, shape.len() as u32, 0, 0];
     params.extend(pack_dims(&name, &shape)?);
     params.extend(pack_dims(&name, &strides[0])?);
