@@ -4,8 +4,11 @@
 
 mod common;
 
+mod conv;
 mod elementwise;
 mod matmul;
+mod norm;
+mod pool;
 mod reduce;
 mod runtime;
 mod shaders;

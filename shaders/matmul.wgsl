@@ -10,9 +10,17 @@ struct Params {
     m: u32,
     n: u32,
     k4: u32,
-    a_batch_stride: u32, // in vec4s; 0 broadcasts A over the batch
-    b_batch_stride: u32, // in vec4s
-    c_batch_stride: u32, // in floats
+    // Matrix z of A starts at a_offset + (z % a_mod) * a_stride vec4s (a_mod = 1
+    // broadcasts A over the batch; a_mod = groups cycles through per-group weights).
+    a_offset: u32,
+    a_stride: u32,
+    a_mod: u32,
+    b_offset: u32,
+    b_stride: u32,
+    b_mod: u32,
+    // Matrix z of C starts at c_offset + z * c_stride floats, rows of n.
+    c_offset: u32,
+    c_stride: u32,
 }
 
 @group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;
@@ -29,8 +37,8 @@ fn main(
 ) {
     let row0 = (wid.y * WG_Y + lid.y) * 8u;
     let col0 = (wid.x * 8u + lid.x) * 8u;
-    let a_base = wid.z * p.a_batch_stride;
-    let b_base = wid.z * p.b_batch_stride;
+    let a_base = p.a_offset + (wid.z % p.a_mod) * p.a_stride;
+    let b_base = p.b_offset + (wid.z % p.b_mod) * p.b_stride;
 
     // Rows and columns past the edge read the last valid one (always in bounds); their
     // results are not stored.
@@ -54,7 +62,7 @@ fn main(
         }
     }
 
-    let c_base = wid.z * p.c_batch_stride;
+    let c_base = p.c_offset + wid.z * p.c_stride;
     for (var r = 0u; r < 8u; r++) {
         let row = row0 + r;
         for (var j = 0u; j < 8u; j++) {

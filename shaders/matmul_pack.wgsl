@@ -5,6 +5,7 @@
 
 struct Params {
     total: u32, // batch * rows * k4
+    offset: u32, // of the first matrix in the source, in floats
     rows: u32,
     cols: u32,
     k4: u32,
@@ -32,7 +33,7 @@ fn main(
     let q = i % p.k4;
     let row = (i / p.k4) % p.rows;
     let batch = i / (p.k4 * p.rows);
-    let base = batch * p.batch_stride + row * p.row_stride;
+    let base = p.offset + batch * p.batch_stride + row * p.row_stride;
     var v = vec4<f32>(0.0);
     for (var j = 0u; j < 4u; j++) {
         let col = q * 4u + j;

@@ -20,7 +20,7 @@ macro_rules! kernel {
     ($name:literal) => {
         $crate::gpu::Kernel {
             name: $name,
-            source: include_str!(concat!("../../shaders/", $name)),
+            source: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $name)),
         }
     };
 }

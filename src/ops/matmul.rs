@@ -9,15 +9,16 @@
 //! costs O((M + N)·K) against the product's O(M·N·K).
 
 use crate::error::{Result, arg_err, shape_err};
-use crate::gpu::{Grid, Kernel, PooledBuffer, kernel};
+use crate::gpu::{Grid, Kernel, kernel};
 use crate::tensor::Tensor;
 
 const PACK: Kernel = kernel!("matmul_pack.wgsl");
 const MATMUL: Kernel = kernel!("matmul.wgsl");
 const MATMUL_SUBGROUP: Kernel = kernel!("matmul_subgroup.wgsl");
 const MATMUL_TILED: Kernel = kernel!("matmul_tiled.wgsl");
-/// Subgroups (y) per workgroup of the register kernels: the `WG_Y` override. A workgroup
-/// computes `8·WG_Y` rows × 64 columns. (8 and 2..16 measured the same on lavapipe.)
+/// Most subgroups (y) per workgroup of the register kernels: the `WG_Y` override. A
+/// workgroup computes `8·WG_Y` rows × 64 columns. (8 and 2..16 measured the same on
+/// lavapipe for large products.)
 const WG_Y: u32 = 8;
 /// vec4s of K staged per step by the tiled kernel: its `K4_TILE` override.
 const K4_TILE: u32 = 4;
@@ -57,51 +58,68 @@ impl MatmulKernel {
         })
     }
 
-    /// Shader, override constants, and the rows × columns of C one workgroup computes.
-    fn launch(self) -> (&'static Kernel, [(&'static str, f64); 1], usize, usize) {
+    /// Shader, override constants, and the rows × columns of C one workgroup computes, for
+    /// a product with `m` rows.
+    fn launch(self, m: usize) -> (&'static Kernel, [(&'static str, f64); 1], usize, usize) {
+        // The register kernels give each subgroup 8 rows; a short product (a grouped
+        // convolution has 4 output channels per group) gets fewer subgroups per workgroup,
+        // so fewer rows are computed only to be thrown away.
+        let wg_y = m.div_ceil(8).next_power_of_two().min(WG_Y as usize);
+        let rows = 8 * wg_y;
         match self {
             MatmulKernel::Tiled => (&MATMUL_TILED, [("K4_TILE", K4_TILE as f64)], 64, 64),
-            MatmulKernel::Subgroup8 => (
-                &MATMUL_SUBGROUP,
-                [("WG_Y", WG_Y as f64)],
-                8 * WG_Y as usize,
-                64,
-            ),
+            MatmulKernel::Subgroup8 => (&MATMUL_SUBGROUP, [("WG_Y", wg_y as f64)], rows, 64),
             MatmulKernel::Portable | MatmulKernel::Auto => {
-                (&MATMUL, [("WG_Y", WG_Y as f64)], 8 * WG_Y as usize, 64)
+                (&MATMUL, [("WG_Y", wg_y as f64)], rows, 64)
             }
         }
     }
 }
 
-/// One operand as the kernels will read it: a buffer of `[batch, rows, k4]` vec4s.
-struct Operand<'a> {
-    buffer: &'a PooledBuffer,
-    batch_stride: usize, // in vec4s; 0 when broadcast over the batch
+/// Where the elements of an operand's matrices lie in its tensor, in floats: element
+/// (row, k) of matrix z is at `offset + (z % batch_mod)·batch_stride + row·row_stride +
+/// k·col_stride`. `batch_mod` is how many distinct matrices there are (1 broadcasts one
+/// matrix over the batch).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct MatrixView {
+    pub offset: usize,
+    pub batch_stride: usize,
+    pub batch_mod: usize,
+    pub rows: usize,
+    pub k: usize,
+    pub row_stride: usize,
+    pub col_stride: usize,
 }
 
-/// Where element (row, k) of the `b`-th matrix lies: `b·batch + row·row_stride + k·col_stride`.
-struct View {
-    batches: usize,
-    rows: usize,
-    k: usize,
-    batch: usize,
-    row_stride: usize,
-    col_stride: usize,
+/// An operand in the kernels' layout: `batch_mod` matrices of `[rows, k4]` vec4s, K
+/// contiguous, starting at `offset4` vec4s into `tensor`'s buffer, `stride4` apart.
+pub(crate) struct Packed {
+    tensor: Tensor,
+    offset4: usize,
+    stride4: usize,
+    batch_mod: usize,
 }
 
-fn prepare<'a>(t: &'a Tensor, v: View, packed_slot: &'a mut Option<Tensor>) -> Result<Operand<'a>> {
-    let broadcast = v.batch == 0;
-    if v.col_stride == 1 && v.k.is_multiple_of(4) {
-        return Ok(Operand {
-            buffer: t.buffer(),
-            batch_stride: v.batch / 4,
+/// Brings an operand into the kernels' layout: in place when it already is (dense rows,
+/// K contiguous, everything aligned to vec4s), else through the pack kernel.
+pub(crate) fn pack(t: &Tensor, v: MatrixView) -> Result<Packed> {
+    let aligned = |x: usize| x.is_multiple_of(4);
+    if v.col_stride == 1
+        && v.row_stride == v.k
+        && aligned(v.k)
+        && aligned(v.offset)
+        && aligned(v.batch_stride)
+    {
+        return Ok(Packed {
+            tensor: t.clone(),
+            offset4: v.offset / 4,
+            stride4: v.batch_stride / 4,
+            batch_mod: v.batch_mod,
         });
     }
     let k4 = v.k.div_ceil(4);
-    let batches = if broadcast { 1 } else { v.batches };
-    let packed = t.uninit_like(&[batches, v.rows, k4 * 4])?;
-    let total = (batches * v.rows * k4) as u64;
+    let packed = t.uninit_like(&[v.batch_mod, v.rows, k4 * 4])?;
+    let total = (v.batch_mod * v.rows * k4) as u64;
     t.device().dispatch(
         &PACK,
         "main",
@@ -109,20 +127,66 @@ fn prepare<'a>(t: &'a Tensor, v: View, packed_slot: &'a mut Option<Tensor>) -> R
         &[t.buffer(), packed.buffer()],
         &[
             total as u32,
+            v.offset as u32,
             v.rows as u32,
             v.k as u32,
             k4 as u32,
-            v.batch as u32,
+            v.batch_stride as u32,
             v.row_stride as u32,
             v.col_stride as u32,
         ],
         Grid::for_items(total, 256),
     )?;
-    let slot = packed_slot.insert(packed);
-    Ok(Operand {
-        buffer: slot.buffer(),
-        batch_stride: if broadcast { 0 } else { v.rows * k4 },
+    Ok(Packed {
+        tensor: packed,
+        offset4: 0,
+        stride4: v.rows * k4,
+        batch_mod: v.batch_mod,
     })
+}
+
+/// `batches` products `C[z] = A[z] · B[z]ᵀ` (A: m×k, B: n×k) written to `c` at
+/// `c_offset + z·c_stride` floats in rows of n.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm(
+    a: &Packed,
+    b: &Packed,
+    c: &Tensor,
+    (c_offset, c_stride): (usize, usize),
+    (m, n, k): (usize, usize, usize),
+    batches: usize,
+    which: MatmulKernel,
+) -> Result<()> {
+    if m == 0 || n == 0 || batches == 0 {
+        return Ok(());
+    }
+    let which = which.resolve(c.device())?;
+    let (kernel, overrides, tile_rows, tile_cols) = which.launch(m);
+    let grid = Grid::Xyz([
+        n.div_ceil(tile_cols) as u32,
+        m.div_ceil(tile_rows) as u32,
+        batches as u32,
+    ]);
+    c.device().dispatch(
+        kernel,
+        "main",
+        &overrides,
+        &[a.tensor.buffer(), b.tensor.buffer(), c.buffer()],
+        &[
+            m as u32,
+            n as u32,
+            k.div_ceil(4) as u32,
+            a.offset4 as u32,
+            a.stride4 as u32,
+            a.batch_mod as u32,
+            b.offset4 as u32,
+            b.stride4 as u32,
+            b.batch_mod as u32,
+            c_offset as u32,
+            c_stride as u32,
+        ],
+        grid,
+    )
 }
 
 /// `op(a) · op(b)` where `op` transposes the last two dimensions when asked. Leading
@@ -170,51 +234,30 @@ pub fn matmul_with(
     if out.numel() == 0 {
         return Ok(out);
     }
-
+    // Resolved before any packing, so an unsupported kernel choice records nothing.
     let which = which.resolve(a.device())?;
-    let (kernel, overrides, tile_rows, tile_cols) = which.launch();
 
-    let broadcast_a = count_a == 1 && batches > 1;
-    let broadcast_b = count_b == 1 && batches > 1;
-    let view_a = View {
-        batches,
+    let view_a = MatrixView {
+        offset: 0,
+        batch_stride: m * k,
+        batch_mod: count_a,
         rows: m,
         k,
-        batch: if broadcast_a { 0 } else { m * k },
         row_stride: if transpose_a { 1 } else { k },
         col_stride: if transpose_a { m } else { 1 },
     };
-    let view_b = View {
-        batches,
+    let view_b = MatrixView {
+        offset: 0,
+        batch_stride: n * k,
+        batch_mod: count_b,
         rows: n,
         k,
-        batch: if broadcast_b { 0 } else { n * k },
         row_stride: if transpose_b { k } else { 1 },
         col_stride: if transpose_b { 1 } else { n },
     };
-    let (mut slot_a, mut slot_b) = (None, None);
-    let pa = prepare(a, view_a, &mut slot_a)?;
-    let pb = prepare(b, view_b, &mut slot_b)?;
-    let grid = Grid::Xyz([
-        n.div_ceil(tile_cols) as u32,
-        m.div_ceil(tile_rows) as u32,
-        batches as u32,
-    ]);
-    a.device().dispatch(
-        kernel,
-        "main",
-        &overrides,
-        &[pa.buffer, pb.buffer, out.buffer()],
-        &[
-            m as u32,
-            n as u32,
-            k.div_ceil(4) as u32,
-            pa.batch_stride as u32,
-            pb.batch_stride as u32,
-            (m * n) as u32,
-        ],
-        grid,
-    )?;
+    let pa = pack(a, view_a)?;
+    let pb = pack(b, view_b)?;
+    gemm(&pa, &pb, &out, (0, m * n), (m, n, k), batches, which)?;
     Ok(out)
 }
 

@@ -1,8 +1,11 @@
 //! Ops: one module per kernel family, mirroring `shaders/`. Each op checks its arguments,
 //! returning an `Err` that names the shapes or values at fault, then records its dispatches.
 
+pub mod conv;
 pub mod elementwise;
 pub mod matmul;
+pub mod norm;
+pub mod pool;
 pub mod reduce;
 pub mod softmax;
 

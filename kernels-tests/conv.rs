@@ -1,0 +1,528 @@
+//! Convolutions against f64 references: forward, input gradient, weight gradient and bias
+//! gradient of every form (standard, grouped, depthwise, pointwise, dilated, transposed)
+//! on random configurations; the references' gradients against finite differences; and
+//! the argument errors.
+
+use liandan::ops::conv::*;
+use liandan::{Error, Rng, Tensor};
+
+use crate::common::*;
+
+/// A convolution's sizes in the conv2d sense (weight [c_out, c_in/groups, kh, kw]).
+#[derive(Clone, Copy, Debug)]
+struct Geo {
+    n: usize,
+    c_in: usize,
+    h: usize,
+    w: usize,
+    c_out: usize,
+    ho: usize,
+    wo: usize,
+    kh: usize,
+    kw: usize,
+    s: (usize, usize),
+    p: (usize, usize),
+    d: (usize, usize),
+    g: usize,
+}
+
+impl Geo {
+    fn input(&self) -> [usize; 4] {
+        [self.n, self.c_in, self.h, self.w]
+    }
+    fn output(&self) -> [usize; 4] {
+        [self.n, self.c_out, self.ho, self.wo]
+    }
+    fn weight(&self) -> [usize; 4] {
+        [self.c_out, self.c_in / self.g, self.kh, self.kw]
+    }
+    fn params(&self) -> Conv2dParams {
+        Conv2dParams {
+            stride: self.s,
+            padding: self.p,
+            dilation: self.d,
+            groups: self.g,
+        }
+    }
+
+    /// Calls `f(output index, input index, weight index)` for every multiply-add of the
+    /// convolution, straight from PyTorch's definition.
+    fn for_each_mac(&self, mut f: impl FnMut(usize, usize, usize)) {
+        let (cin_g, cout_g) = (self.c_in / self.g, self.c_out / self.g);
+        for n in 0..self.n {
+            for co in 0..self.c_out {
+                let grp = co / cout_g;
+                for oh in 0..self.ho {
+                    for ow in 0..self.wo {
+                        let out = ((n * self.c_out + co) * self.ho + oh) * self.wo + ow;
+                        for cl in 0..cin_g {
+                            let ci = grp * cin_g + cl;
+                            for ky in 0..self.kh {
+                                let ih =
+                                    (oh * self.s.0 + ky * self.d.0) as isize - self.p.0 as isize;
+                                if ih < 0 || ih >= self.h as isize {
+                                    continue;
+                                }
+                                for kx in 0..self.kw {
+                                    let iw = (ow * self.s.1 + kx * self.d.1) as isize
+                                        - self.p.1 as isize;
+                                    if iw < 0 || iw >= self.w as isize {
+                                        continue;
+                                    }
+                                    let inp = ((n * self.c_in + ci) * self.h + ih as usize)
+                                        * self.w
+                                        + iw as usize;
+                                    let tap = ((co * cin_g + cl) * self.kh + ky) * self.kw + kx;
+                                    f(out, inp, tap);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn forward(&self, x: &[f64], wt: &[f64]) -> Vec<f64> {
+        let mut y = vec![0.0; self.output().iter().product()];
+        self.for_each_mac(|o, i, t| y[o] += x[i] * wt[t]);
+        y
+    }
+    fn input_grad(&self, dy: &[f64], wt: &[f64]) -> Vec<f64> {
+        let mut dx = vec![0.0; self.input().iter().product()];
+        self.for_each_mac(|o, i, t| dx[i] += dy[o] * wt[t]);
+        dx
+    }
+    fn weight_grad(&self, x: &[f64], dy: &[f64]) -> Vec<f64> {
+        let mut dw = vec![0.0; self.weight().iter().product()];
+        self.for_each_mac(|o, i, t| dw[t] += dy[o] * x[i]);
+        dw
+    }
+}
+
+fn abs(v: &[f64]) -> Vec<f64> {
+    v.iter().map(|x| x.abs()).collect()
+}
+
+/// The kinds of convolution the sweeps draw.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Form {
+    Standard,
+    Grouped,
+    Depthwise,
+    Pointwise,
+    Dilated,
+    Transposed,
+}
+
+/// A random valid configuration of `form` (for Transposed: the convolution it transposes,
+/// plus the output padding used).
+fn random_geo(rng: &mut Rng, form: Form) -> (Geo, (usize, usize)) {
+    let pick = |rng: &mut Rng, v: &[usize]| v[rng.below(v.len() as u64) as usize];
+    loop {
+        let n = 1 + rng.below(3) as usize;
+        let (mut c_in, mut c_out, mut g) =
+            (pick(rng, &[1, 2, 3, 5, 8]), pick(rng, &[1, 2, 3, 4, 7]), 1);
+        let mut k = (pick(rng, &[1, 2, 3, 5, 7]), pick(rng, &[1, 2, 3, 5]));
+        let mut s = (1 + rng.below(3) as usize, 1 + rng.below(3) as usize);
+        let mut p = (rng.below(4) as usize, rng.below(4) as usize);
+        let mut d = (1, 1);
+        match form {
+            Form::Standard => {}
+            Form::Grouped => {
+                g = pick(rng, &[2, 4]);
+                c_in = g * (1 + rng.below(3) as usize);
+                c_out = g * (1 + rng.below(3) as usize);
+            }
+            Form::Depthwise => {
+                c_in = pick(rng, &[1, 2, 3, 5, 8]);
+                g = c_in;
+                c_out = c_in * (1 + rng.below(3) as usize);
+            }
+            Form::Pointwise => {
+                k = (1, 1);
+                p = (0, 0);
+                if rng.below(3) != 0 {
+                    s = (1, 1);
+                }
+            }
+            Form::Dilated => {
+                d = (2 + rng.below(2) as usize, 1 + rng.below(3) as usize);
+                k.0 = k.0.max(2);
+            }
+            Form::Transposed => {
+                g = pick(rng, &[1, 1, 2]);
+                c_in *= g;
+                c_out *= g;
+                d = (1 + rng.below(2) as usize, 1 + rng.below(2) as usize);
+            }
+        }
+        let h = 1 + rng.below(17) as usize;
+        let w = 1 + rng.below(17) as usize;
+        let span = (d.0 * (k.0 - 1) + 1, d.1 * (k.1 - 1) + 1);
+        if span.0 > h + 2 * p.0 || span.1 > w + 2 * p.1 {
+            continue;
+        }
+        let ho = (h + 2 * p.0 - span.0) / s.0 + 1;
+        let wo = (w + 2 * p.1 - span.1) / s.1 + 1;
+        let geo = Geo {
+            n,
+            c_in,
+            h,
+            w,
+            c_out,
+            ho,
+            wo,
+            kh: k.0,
+            kw: k.1,
+            s,
+            p,
+            d,
+            g,
+        };
+        if form != Form::Transposed {
+            return (geo, (0, 0));
+        }
+        // A transposed conv's output size is (ho - 1)·s - 2p + d(k - 1) + op + 1; choose op
+        // so that it is the h above (op = leftover rows the strided conv skipped).
+        let op = ((h + 2 * p.0 - span.0) % s.0, (w + 2 * p.1 - span.1) % s.1);
+        if (op.0 >= s.0 && op.0 >= d.0) || (op.1 >= s.1 && op.1 >= d.1) {
+            continue;
+        }
+        return (geo, op);
+    }
+}
+
+fn to_tensor(v: &[f64], shape: &[usize]) -> Tensor {
+    let f: Vec<f32> = v.iter().map(|&x| x as f32).collect();
+    Tensor::from_slice(device(), &f, shape).unwrap()
+}
+
+fn values(rng: &mut Rng, shape: &[usize]) -> Vec<f64> {
+    random_values(rng, shape.iter().product(), -1.0, 1.0)
+        .iter()
+        .map(|&v| v as f64)
+        .collect()
+}
+
+/// Runs one configuration of `form` through every GPU entry point and compares each to
+/// the reference.
+fn check(rng: &mut Rng, form: Form) {
+    let (geo, op) = random_geo(rng, form);
+    let (xv, wv) = (values(rng, &geo.input()), values(rng, &geo.weight()));
+    let dyv = values(rng, &geo.output());
+    let what = |part: &str| format!("{form:?} {part} {geo:?} op {op:?}");
+    let rtol = 1e-4;
+    if form == Form::Transposed {
+        // Transposed: input has the conv's output shape, output the conv's input shape.
+        let p = ConvTranspose2dParams {
+            stride: geo.s,
+            padding: geo.p,
+            output_padding: op,
+            dilation: geo.d,
+            groups: geo.g,
+        };
+        let bias = values(rng, &[geo.c_in]);
+        let (x, w, b) = (
+            to_tensor(&dyv, &geo.output()),
+            to_tensor(&wv, &geo.weight()),
+            to_tensor(&bias, &[geo.c_in]),
+        );
+        let y = conv_transpose2d(&x, &w, Some(&b), &p).unwrap();
+        assert_eq!(y.shape(), &geo.input(), "{}", what("output shape"));
+        let mut want = geo.input_grad(&dyv, &wv);
+        let plane = geo.h * geo.w;
+        for (i, v) in want.iter_mut().enumerate() {
+            *v += bias[(i / plane) % geo.c_in];
+        }
+        let mag = geo.input_grad(&abs(&dyv), &abs(&wv));
+        assert_close_scaled(&what("forward"), &y.to_vec().unwrap(), &want, &mag, rtol);
+        // Gradients, with the transposed conv's output gradient of the conv-input shape.
+        let gv = values(rng, &geo.input());
+        let gy = to_tensor(&gv, &geo.input());
+        let dx = conv_transpose2d_backward_input(&gy, &w, &geo.output(), &p).unwrap();
+        let want = geo.forward(&gv, &wv);
+        assert_close_scaled(
+            &what("input grad"),
+            &dx.to_vec().unwrap(),
+            &want,
+            &geo.forward(&abs(&gv), &abs(&wv)),
+            rtol,
+        );
+        let dw = conv_transpose2d_backward_weight(&x, &gy, &geo.weight(), &p).unwrap();
+        let want = geo.weight_grad(&gv, &dyv);
+        assert_close_scaled(
+            &what("weight grad"),
+            &dw.to_vec().unwrap(),
+            &want,
+            &geo.weight_grad(&abs(&gv), &abs(&dyv)),
+            rtol,
+        );
+        return;
+    }
+    let p = geo.params();
+    let bias = values(rng, &[geo.c_out]);
+    let (x, w, b) = (
+        to_tensor(&xv, &geo.input()),
+        to_tensor(&wv, &geo.weight()),
+        to_tensor(&bias, &[geo.c_out]),
+    );
+    let y = conv2d(&x, &w, Some(&b), &p).unwrap();
+    assert_eq!(y.shape(), &geo.output(), "{}", what("output shape"));
+    let mut want = geo.forward(&xv, &wv);
+    let plane = geo.ho * geo.wo;
+    for (i, v) in want.iter_mut().enumerate() {
+        *v += bias[(i / plane) % geo.c_out];
+    }
+    let mut mag = geo.forward(&abs(&xv), &abs(&wv));
+    mag.iter_mut().for_each(|m| *m += 1.0);
+    assert_close_scaled(&what("forward"), &y.to_vec().unwrap(), &want, &mag, rtol);
+
+    let dy = to_tensor(&dyv, &geo.output());
+    let dx = conv2d_backward_input(&dy, &w, &geo.input(), &p).unwrap();
+    let want = geo.input_grad(&dyv, &wv);
+    assert_close_scaled(
+        &what("input grad"),
+        &dx.to_vec().unwrap(),
+        &want,
+        &geo.input_grad(&abs(&dyv), &abs(&wv)),
+        rtol,
+    );
+    let dw = conv2d_backward_weight(&x, &dy, &geo.weight(), &p).unwrap();
+    let want = geo.weight_grad(&xv, &dyv);
+    assert_close_scaled(
+        &what("weight grad"),
+        &dw.to_vec().unwrap(),
+        &want,
+        &geo.weight_grad(&abs(&xv), &abs(&dyv)),
+        rtol,
+    );
+    let db = conv_backward_bias(&dy).unwrap();
+    let mut want = vec![0.0; geo.c_out];
+    let mut mag = vec![0.0; geo.c_out];
+    for (i, v) in dyv.iter().enumerate() {
+        want[(i / plane) % geo.c_out] += v;
+        mag[(i / plane) % geo.c_out] += v.abs();
+    }
+    assert_close_scaled(&what("bias grad"), &db.to_vec().unwrap(), &want, &mag, rtol);
+}
+
+fn sweep(form: Form, seed: u64) {
+    let mut rng = Rng::new(seed);
+    for _ in 0..200 {
+        check(&mut rng, form);
+    }
+}
+
+#[test]
+fn standard_conv_sweep() {
+    sweep(Form::Standard, 51);
+}
+#[test]
+fn grouped_conv_sweep() {
+    sweep(Form::Grouped, 52);
+}
+#[test]
+fn depthwise_conv_sweep() {
+    sweep(Form::Depthwise, 53);
+}
+#[test]
+fn pointwise_conv_sweep() {
+    sweep(Form::Pointwise, 54);
+}
+#[test]
+fn dilated_conv_sweep() {
+    sweep(Form::Dilated, 55);
+}
+#[test]
+fn transposed_conv_sweep() {
+    sweep(Form::Transposed, 56);
+}
+
+/// The references' gradients equal central finite differences of the reference forward
+/// (for the loss L = Σ y·r), so the GPU gradients above are checked against true ones.
+#[test]
+fn reference_gradients_match_finite_differences() {
+    let mut rng = Rng::new(57);
+    for form in [
+        Form::Standard,
+        Form::Grouped,
+        Form::Depthwise,
+        Form::Dilated,
+        Form::Transposed,
+    ] {
+        for _ in 0..4 {
+            let (geo, _) = random_geo(&mut rng, form);
+            let (xv, wv, r) = (
+                values(&mut rng, &geo.input()),
+                values(&mut rng, &geo.weight()),
+                values(&mut rng, &geo.output()),
+            );
+            let loss = |x: &[f64], w: &[f64]| -> f64 {
+                geo.forward(x, w).iter().zip(&r).map(|(a, b)| a * b).sum()
+            };
+            let (gx, gw) = (geo.input_grad(&r, &wv), geo.weight_grad(&xv, &r));
+            let h = 1e-3;
+            for i in 0..xv.len() {
+                let (mut up, mut down) = (xv.clone(), xv.clone());
+                up[i] += h;
+                down[i] -= h;
+                let fd = (loss(&up, &wv) - loss(&down, &wv)) / (2.0 * h);
+                assert!(
+                    (fd - gx[i]).abs() < 1e-6 * (1.0 + fd.abs()),
+                    "{form:?} dx[{i}]: fd {fd} vs {}",
+                    gx[i]
+                );
+            }
+            for i in 0..wv.len() {
+                let (mut up, mut down) = (wv.clone(), wv.clone());
+                up[i] += h;
+                down[i] -= h;
+                let fd = (loss(&xv, &up) - loss(&xv, &down)) / (2.0 * h);
+                assert!(
+                    (fd - gw[i]).abs() < 1e-6 * (1.0 + fd.abs()),
+                    "{form:?} dw[{i}]: fd {fd} vs {}",
+                    gw[i]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn bigger_batches_cross_the_scratch_chunks() {
+    // 64 channels of 3×3 taps over 32×32: im2col needs more than one chunk of scratch.
+    let mut rng = Rng::new(58);
+    let geo = Geo {
+        n: 9,
+        c_in: 64,
+        h: 32,
+        w: 32,
+        c_out: 8,
+        ho: 32,
+        wo: 32,
+        kh: 3,
+        kw: 3,
+        s: (1, 1),
+        p: (1, 1),
+        d: (1, 1),
+        g: 1,
+    };
+    let (xv, wv) = (
+        values(&mut rng, &geo.input()),
+        values(&mut rng, &geo.weight()),
+    );
+    let (x, w) = (to_tensor(&xv, &geo.input()), to_tensor(&wv, &geo.weight()));
+    let y = conv2d(&x, &w, None, &geo.params()).unwrap();
+    let mag = geo.forward(&abs(&xv), &abs(&wv));
+    assert_close_scaled(
+        "chunked forward",
+        &y.to_vec().unwrap(),
+        &geo.forward(&xv, &wv),
+        &mag,
+        1e-4,
+    );
+    let dyv = values(&mut rng, &geo.output());
+    let dy = to_tensor(&dyv, &geo.output());
+    let dw = conv2d_backward_weight(&x, &dy, &geo.weight(), &geo.params()).unwrap();
+    let mag = geo.weight_grad(&abs(&xv), &abs(&dyv));
+    assert_close_scaled(
+        "chunked weight grad",
+        &dw.to_vec().unwrap(),
+        &geo.weight_grad(&xv, &dyv),
+        &mag,
+        1e-4,
+    );
+    let dx = conv2d_backward_input(&dy, &w, &geo.input(), &geo.params()).unwrap();
+    let mag = geo.input_grad(&abs(&dyv), &abs(&wv));
+    assert_close_scaled(
+        "chunked input grad",
+        &dx.to_vec().unwrap(),
+        &geo.input_grad(&dyv, &wv),
+        &mag,
+        1e-4,
+    );
+}
+
+#[test]
+fn bad_arguments_are_errors_naming_the_values() {
+    let d = device();
+    let t = |shape: &[usize]| Tensor::zeros(d, shape).unwrap();
+    let p = Conv2dParams::default();
+    let cases: Vec<(Result<Tensor, Error>, &str)> = vec![
+        (
+            conv2d(&t(&[1, 3, 8, 8]), &t(&[4, 2, 3, 3]), None, &p),
+            "[4, 2, 3, 3]",
+        ),
+        (
+            conv2d(&t(&[3, 8, 8]), &t(&[4, 3, 3, 3]), None, &p),
+            "[3, 8, 8]",
+        ),
+        (
+            conv2d(
+                &t(&[1, 3, 8, 8]),
+                &t(&[4, 3, 3, 3]),
+                None,
+                &Conv2dParams::square(1, 0, 1, 2),
+            ),
+            "groups 2",
+        ),
+        (
+            conv2d(&t(&[1, 3, 2, 2]), &t(&[4, 3, 5, 5]), None, &p),
+            "kernel 5",
+        ),
+        (
+            conv2d(
+                &t(&[1, 3, 8, 8]),
+                &t(&[4, 3, 3, 3]),
+                None,
+                &Conv2dParams::square(0, 0, 1, 1),
+            ),
+            "stride",
+        ),
+        (
+            conv2d(&t(&[1, 3, 8, 8]), &t(&[4, 3, 3, 3]), Some(&t(&[5])), &p),
+            "bias",
+        ),
+        (
+            conv2d_backward_input(&t(&[1, 4, 5, 5]), &t(&[4, 3, 3, 3]), &[1, 3, 8, 8], &p),
+            "grad_out",
+        ),
+        (
+            conv2d_backward_weight(&t(&[1, 3, 8, 8]), &t(&[1, 4, 6, 7]), &[4, 3, 3, 3], &p),
+            "[1, 4, 6, 7]",
+        ),
+        (
+            conv_transpose2d(
+                &t(&[1, 4, 5, 5]),
+                &t(&[4, 2, 3, 3]),
+                None,
+                &ConvTranspose2dParams {
+                    output_padding: (1, 0),
+                    ..Default::default()
+                },
+            ),
+            "output_padding",
+        ),
+        (
+            conv_transpose2d(
+                &t(&[1, 4, 5, 5]),
+                &t(&[3, 2, 3, 3]),
+                None,
+                &ConvTranspose2dParams::default(),
+            ),
+            "[3, 2, 3, 3]",
+        ),
+    ];
+    for (i, (result, needle)) in cases.into_iter().enumerate() {
+        match result {
+            Err(Error::Shape(msg)) | Err(Error::InvalidArgument(msg)) => {
+                assert!(
+                    msg.contains(needle),
+                    "case {i}: {msg:?} does not name {needle:?}"
+                )
+            }
+            other => panic!("case {i}: expected an error naming {needle:?}, got {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,699 @@
+//! Batch, layer and group norm, forward and backward, against f64 references. The
+//! reference backward is itself checked against central differences of the reference
+//! forward, so the GPU gradients are tied to the forward's definition.
+
+use liandan::ops::norm::{
+    batch_norm_backward, batch_norm_eval, batch_norm_train, group_norm, group_norm_backward,
+    layer_norm, layer_norm_backward,
+};
+use liandan::{Error, Result, Rng, Tensor};
+
+use crate::common::*;
+
+const EPS: f32 = 1e-5;
+const MOMENTUM: f32 = 0.1;
+/// GPU against reference, relative to the magnitude each value's rounding error scales with.
+const RTOL: f64 = 1e-4;
+
+/// Which statistic (`group[i]`) and which weight and bias (`affine[i]`) element i uses;
+/// the three norms differ only in these maps.
+struct Layout {
+    group: Vec<usize>,
+    groups: usize,
+    affine: Vec<usize>,
+    params: usize,
+}
+
+/// `(N, C, S)` of an `[N, C, ...]` shape.
+fn channels(shape: &[usize]) -> (usize, usize, usize) {
+    (shape[0], shape[1], shape[2..].iter().product())
+}
+
+fn batch_norm_layout(shape: &[usize]) -> Layout {
+    let (n, c, s) = channels(shape);
+    let channel: Vec<usize> = (0..n * c * s).map(|i| i / s % c).collect();
+    Layout {
+        group: channel.clone(),
+        groups: c,
+        affine: channel,
+        params: c,
+    }
+}
+
+fn layer_norm_layout(shape: &[usize], normalized_ndim: usize) -> Layout {
+    let numel: usize = shape.iter().product();
+    let d: usize = shape[shape.len() - normalized_ndim..].iter().product();
+    Layout {
+        group: (0..numel).map(|i| i / d).collect(),
+        groups: numel / d,
+        affine: (0..numel).map(|i| i % d).collect(),
+        params: d,
+    }
+}
+
+fn group_norm_layout(shape: &[usize], num_groups: usize) -> Layout {
+    let (n, c, s) = channels(shape);
+    let len = c / num_groups * s;
+    Layout {
+        group: (0..n * c * s).map(|i| i / len).collect(),
+        groups: n * num_groups,
+        affine: (0..n * c * s).map(|i| i / s % c).collect(),
+        params: c,
+    }
+}
+
+/// Per-group mean, biased variance and element count.
+fn moments(x: &[f64], at: &Layout) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let mut count = vec![0.0; at.groups];
+    let mut mean = vec![0.0; at.groups];
+    for (i, &v) in x.iter().enumerate() {
+        count[at.group[i]] += 1.0;
+        mean[at.group[i]] += v;
+    }
+    mean.iter_mut().zip(&count).for_each(|(m, n)| *m /= n);
+    let mut var = vec![0.0; at.groups];
+    for (i, &v) in x.iter().enumerate() {
+        var[at.group[i]] += (v - mean[at.group[i]]).powi(2);
+    }
+    var.iter_mut().zip(&count).for_each(|(v, n)| *v /= n);
+    (mean, var, count)
+}
+
+/// `(x - mean) · invstd · w + b` with the given per-group statistics.
+fn normalize(
+    x: &[f64],
+    at: &Layout,
+    mean: &[f64],
+    invstd: &[f64],
+    w: Option<&[f64]>,
+    b: Option<&[f64]>,
+) -> Vec<f64> {
+    (0..x.len())
+        .map(|i| {
+            let (g, a) = (at.group[i], at.affine[i]);
+            let w = w.map_or(1.0, |w| w[a]);
+            let b = b.map_or(0.0, |b| b[a]);
+            (x[i] - mean[g]) * invstd[g] * w + b
+        })
+        .collect()
+}
+
+/// The training-mode forward: `(y, mean, invstd, biased var)`.
+fn forward(
+    x: &[f64],
+    at: &Layout,
+    w: Option<&[f64]>,
+    b: Option<&[f64]>,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
+    let (mean, var, _) = moments(x, at);
+    let invstd: Vec<f64> = var.iter().map(|v| 1.0 / (v + EPS as f64).sqrt()).collect();
+    (normalize(x, at, &mean, &invstd, w, b), mean, invstd, var)
+}
+
+/// The training-mode backward through the statistics: `(dx, dweight, dbias)`.
+fn backward(
+    dy: &[f64],
+    x: &[f64],
+    at: &Layout,
+    w: Option<&[f64]>,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let (_, mean, invstd, _) = forward(x, at, None, None);
+    let (_, _, count) = moments(x, at);
+    let xhat: Vec<f64> = (0..x.len())
+        .map(|i| (x[i] - mean[at.group[i]]) * invstd[at.group[i]])
+        .collect();
+    let g: Vec<f64> = (0..x.len())
+        .map(|i| dy[i] * w.map_or(1.0, |w| w[at.affine[i]]))
+        .collect();
+    let (mut sum_g, mut sum_g_xhat) = (vec![0.0; at.groups], vec![0.0; at.groups]);
+    let (mut dw, mut db) = (vec![0.0; at.params], vec![0.0; at.params]);
+    for i in 0..x.len() {
+        sum_g[at.group[i]] += g[i];
+        sum_g_xhat[at.group[i]] += g[i] * xhat[i];
+        dw[at.affine[i]] += dy[i] * xhat[i];
+        db[at.affine[i]] += dy[i];
+    }
+    let dx = (0..x.len())
+        .map(|i| {
+            let k = at.group[i];
+            invstd[k] * (g[i] - (sum_g[k] + xhat[i] * sum_g_xhat[k]) / count[k])
+        })
+        .collect();
+    (dx, dw, db)
+}
+
+/// Rounding-error magnitudes of the forward: x - mean cancels, so the error of y grows
+/// with (|x| + |mean|) · invstd rather than with |y|.
+fn forward_scale(
+    x: &[f64],
+    at: &Layout,
+    mean: &[f64],
+    invstd: &[f64],
+    w: Option<&[f64]>,
+    b: Option<&[f64]>,
+) -> Vec<f64> {
+    (0..x.len())
+        .map(|i| {
+            let (g, a) = (at.group[i], at.affine[i]);
+            let w = w.map_or(1.0, |w| w[a].abs());
+            (x[i].abs() + mean[g].abs()) * invstd[g] * w + b.map_or(0.0, |b| b[a].abs())
+        })
+        .collect()
+}
+
+/// Rounding-error magnitudes of `(dx, dweight, dbias)`: the same sums as [`backward`] over
+/// absolute values, with |xhat| widened as in [`forward_scale`].
+fn backward_scale(
+    dy: &[f64],
+    x: &[f64],
+    at: &Layout,
+    w: Option<&[f64]>,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let (_, mean, invstd, _) = forward(x, at, None, None);
+    let (_, _, count) = moments(x, at);
+    let xs: Vec<f64> = (0..x.len())
+        .map(|i| (x[i].abs() + mean[at.group[i]].abs()) * invstd[at.group[i]])
+        .collect();
+    let g: Vec<f64> = (0..x.len())
+        .map(|i| (dy[i] * w.map_or(1.0, |w| w[at.affine[i]])).abs())
+        .collect();
+    let (mut sum_g, mut sum_g_xs) = (vec![0.0; at.groups], vec![0.0; at.groups]);
+    let (mut dw, mut db) = (vec![0.0; at.params], vec![0.0; at.params]);
+    for i in 0..x.len() {
+        sum_g[at.group[i]] += g[i];
+        sum_g_xs[at.group[i]] += g[i] * xs[i];
+        dw[at.affine[i]] += dy[i].abs() * xs[i];
+        db[at.affine[i]] += dy[i].abs();
+    }
+    let dx = (0..x.len())
+        .map(|i| {
+            let k = at.group[i];
+            invstd[k] * (g[i] + (sum_g[k] + xs[i] * sum_g_xs[k]) / count[k])
+        })
+        .collect();
+    (dx, dw, db)
+}
+
+fn read(t: &Tensor) -> Vec<f32> {
+    t.to_vec().unwrap()
+}
+
+/// Random affine parameters of `shape`, or `None` half the time.
+fn maybe_param(
+    rng: &mut Rng,
+    shape: &[usize],
+    lo: f64,
+    hi: f64,
+) -> (Option<Tensor>, Option<Vec<f64>>) {
+    if rng.below(2) == 0 {
+        return (None, None);
+    }
+    let (t, v) = random_tensor(rng, shape, lo, hi);
+    (Some(t), Some(v))
+}
+
+/// Checks a GPU backward against the reference, with `grad_y` the upstream gradient.
+fn check_backward(
+    what: &str,
+    got: (Tensor, Tensor, Tensor),
+    dys: &[f64],
+    xs: &[f64],
+    at: &Layout,
+    ws: Option<&[f64]>,
+    param_shape: &[usize],
+) {
+    let (want_dx, want_dw, want_db) = backward(dys, xs, at, ws);
+    let (scale_dx, scale_dw, scale_db) = backward_scale(dys, xs, at, ws);
+    let (dx, dw, db) = got;
+    assert_eq!(dx.shape().iter().product::<usize>(), xs.len(), "{what}");
+    assert_eq!(dw.shape(), param_shape, "{what}: dweight shape");
+    assert_eq!(db.shape(), param_shape, "{what}: dbias shape");
+    assert_close_scaled(&format!("{what} dx"), &read(&dx), &want_dx, &scale_dx, RTOL);
+    assert_close_scaled(
+        &format!("{what} dweight"),
+        &read(&dw),
+        &want_dw,
+        &scale_dw,
+        RTOL,
+    );
+    assert_close_scaled(
+        &format!("{what} dbias"),
+        &read(&db),
+        &want_db,
+        &scale_db,
+        RTOL,
+    );
+}
+
+/// `[N, C]`, `[N, C, L]` or `[N, C, H, W]` with N 1–4, C 1–9 and spatial dims 1–9.
+fn random_nc_shape(rng: &mut Rng, ndim: usize) -> Vec<usize> {
+    let mut shape = vec![1 + rng.below(4) as usize, 1 + rng.below(9) as usize];
+    shape.extend((2..ndim).map(|_| 1 + rng.below(9) as usize));
+    shape
+}
+
+#[test]
+fn batch_norm_matches_reference_in_training_evaluation_and_backward() {
+    let mut rng = Rng::new(71);
+    for trial in 0..24 {
+        let mut shape = random_nc_shape(&mut rng, [2, 3, 4][trial % 3]);
+        if shape[0] * shape[2..].iter().product::<usize>() == 1 {
+            shape[0] = 2; // training needs more than one value per channel
+        }
+        let c = shape[1];
+        let what = format!("batch_norm {shape:?}");
+        let (x, xs) = random_tensor(&mut rng, &shape, -3.0, 3.0);
+        let (w, ws) = maybe_param(&mut rng, &[c], -2.0, 2.0);
+        let (b, bs) = maybe_param(&mut rng, &[c], -1.0, 1.0);
+        let (rm, rms) = random_tensor(&mut rng, &[c], -1.0, 1.0);
+        let (rv, rvs) = random_tensor(&mut rng, &[c], 0.5, 2.0);
+        let at = batch_norm_layout(&shape);
+        let (ws, bs) = (ws.as_deref(), bs.as_deref());
+
+        let out = batch_norm_train(&x, w.as_ref(), b.as_ref(), &rm, &rv, MOMENTUM, EPS).unwrap();
+        let (want_y, mean, invstd, var) = forward(&xs, &at, ws, bs);
+        assert_eq!(out.y.shape(), shape.as_slice());
+        let scale = forward_scale(&xs, &at, &mean, &invstd, ws, bs);
+        assert_close_scaled(&format!("{what} y"), &read(&out.y), &want_y, &scale, RTOL);
+        assert_close(&format!("{what} mean"), &read(&out.save_mean), &mean, RTOL);
+        let zeros = vec![0.0; c];
+        assert_close_scaled(
+            &format!("{what} invstd"),
+            &read(&out.save_invstd),
+            &invstd,
+            &zeros,
+            RTOL,
+        );
+        // The running variance takes the unbiased variance, n / (n - 1) times the biased.
+        let n = (xs.len() / c) as f64;
+        let m = MOMENTUM as f64;
+        let want_rm: Vec<f64> = (0..c).map(|k| (1.0 - m) * rms[k] + m * mean[k]).collect();
+        let want_rv: Vec<f64> = (0..c)
+            .map(|k| (1.0 - m) * rvs[k] + m * var[k] * n / (n - 1.0))
+            .collect();
+        assert_close(
+            &format!("{what} running_mean"),
+            &read(&out.running_mean),
+            &want_rm,
+            RTOL,
+        );
+        assert_close(
+            &format!("{what} running_var"),
+            &read(&out.running_var),
+            &want_rv,
+            RTOL,
+        );
+
+        let y = batch_norm_eval(&x, w.as_ref(), b.as_ref(), &rm, &rv, EPS).unwrap();
+        let inv_running: Vec<f64> = rvs.iter().map(|v| 1.0 / (v + EPS as f64).sqrt()).collect();
+        let want = normalize(&xs, &at, &rms, &inv_running, ws, bs);
+        let scale = forward_scale(&xs, &at, &rms, &inv_running, ws, bs);
+        assert_close_scaled(&format!("{what} eval"), &read(&y), &want, &scale, RTOL);
+
+        let (dy, dys) = random_tensor(&mut rng, &shape, -1.0, 1.0);
+        let got =
+            batch_norm_backward(&dy, &x, w.as_ref(), &out.save_mean, &out.save_invstd).unwrap();
+        check_backward(&what, got, &dys, &xs, &at, ws, &[c]);
+    }
+}
+
+#[test]
+fn layer_norm_matches_reference_forward_and_backward() {
+    let mut rng = Rng::new(72);
+    for trial in 0..24 {
+        let ndim = 1 + trial % 4;
+        let shape: Vec<usize> = (0..ndim).map(|_| 1 + rng.below(9) as usize).collect();
+        let k = 1 + rng.below(ndim as u64) as usize;
+        let normalized = shape[ndim - k..].to_vec();
+        let what = format!("layer_norm {shape:?} over {k} dims");
+        let (x, xs) = random_tensor(&mut rng, &shape, -3.0, 3.0);
+        let (w, ws) = maybe_param(&mut rng, &normalized, -2.0, 2.0);
+        let (b, bs) = maybe_param(&mut rng, &normalized, -1.0, 1.0);
+        let at = layer_norm_layout(&shape, k);
+        let (ws, bs) = (ws.as_deref(), bs.as_deref());
+
+        let (y, mean, invstd) = layer_norm(&x, k, w.as_ref(), b.as_ref(), EPS).unwrap();
+        let (want_y, want_mean, want_invstd, _) = forward(&xs, &at, ws, bs);
+        let mut stats_shape = shape[..ndim - k].to_vec();
+        stats_shape.resize(ndim, 1);
+        assert_eq!(mean.shape(), stats_shape.as_slice(), "{what}");
+        assert_eq!(invstd.shape(), stats_shape.as_slice(), "{what}");
+        let scale = forward_scale(&xs, &at, &want_mean, &want_invstd, ws, bs);
+        assert_close_scaled(&format!("{what} y"), &read(&y), &want_y, &scale, RTOL);
+        assert_close(&format!("{what} mean"), &read(&mean), &want_mean, RTOL);
+        let zeros = vec![0.0; at.groups];
+        let got = read(&invstd);
+        assert_close_scaled(&format!("{what} invstd"), &got, &want_invstd, &zeros, RTOL);
+
+        let (dy, dys) = random_tensor(&mut rng, &shape, -1.0, 1.0);
+        let got = layer_norm_backward(&dy, &x, k, w.as_ref(), &mean, &invstd).unwrap();
+        check_backward(&what, got, &dys, &xs, &at, ws, &normalized);
+    }
+}
+
+#[test]
+fn group_norm_matches_reference_forward_and_backward() {
+    let mut rng = Rng::new(73);
+    for trial in 0..24 {
+        let shape = random_nc_shape(&mut rng, [2, 3, 4][trial % 3]);
+        let c = shape[1];
+        let divisors: Vec<usize> = (1..=c).filter(|&g| c.is_multiple_of(g)).collect();
+        let g = divisors[rng.below(divisors.len() as u64) as usize];
+        let what = format!("group_norm {shape:?} in {g} groups");
+        let (x, xs) = random_tensor(&mut rng, &shape, -3.0, 3.0);
+        let (w, ws) = maybe_param(&mut rng, &[c], -2.0, 2.0);
+        let (b, bs) = maybe_param(&mut rng, &[c], -1.0, 1.0);
+        let at = group_norm_layout(&shape, g);
+        let (ws, bs) = (ws.as_deref(), bs.as_deref());
+
+        let (y, mean, invstd) = group_norm(&x, g, w.as_ref(), b.as_ref(), EPS).unwrap();
+        let (want_y, want_mean, want_invstd, _) = forward(&xs, &at, ws, bs);
+        assert_eq!(mean.shape(), &[shape[0], g], "{what}");
+        assert_eq!(invstd.shape(), &[shape[0], g], "{what}");
+        let scale = forward_scale(&xs, &at, &want_mean, &want_invstd, ws, bs);
+        assert_close_scaled(&format!("{what} y"), &read(&y), &want_y, &scale, RTOL);
+        assert_close(&format!("{what} mean"), &read(&mean), &want_mean, RTOL);
+        let zeros = vec![0.0; at.groups];
+        let got = read(&invstd);
+        assert_close_scaled(&format!("{what} invstd"), &got, &want_invstd, &zeros, RTOL);
+
+        let (dy, dys) = random_tensor(&mut rng, &shape, -1.0, 1.0);
+        let got = group_norm_backward(&dy, &x, g, w.as_ref(), &mean, &invstd).unwrap();
+        check_backward(&what, got, &dys, &xs, &at, ws, &[c]);
+    }
+}
+
+/// Checks the reference backward against central differences of the reference forward
+/// for the loss L = Σ y · r, r random: dL/dy = r.
+fn check_gradients_numerically(what: &str, at: &Layout, numel: usize, rng: &mut Rng) {
+    let uniform = |rng: &mut Rng, n: usize, lo: f64, hi: f64| -> Vec<f64> {
+        (0..n).map(|_| rng.uniform_in(lo, hi)).collect()
+    };
+    let x = uniform(rng, numel, -2.0, 2.0);
+    let w = uniform(rng, at.params, 0.5, 1.5);
+    let b = uniform(rng, at.params, -1.0, 1.0);
+    let r = uniform(rng, numel, -1.0, 1.0);
+    let loss = |x: &[f64], w: &[f64], b: &[f64]| -> f64 {
+        let (y, ..) = forward(x, at, Some(w), Some(b));
+        y.iter().zip(&r).map(|(y, r)| y * r).sum()
+    };
+    let (dx, dw, db) = backward(&r, &x, at, Some(&w));
+    let h = 1e-6;
+    let central = |v: &[f64], i: usize, f: &dyn Fn(&[f64]) -> f64| -> f64 {
+        let (mut plus, mut minus) = (v.to_vec(), v.to_vec());
+        plus[i] += h;
+        minus[i] -= h;
+        (f(&plus) - f(&minus)) / (2.0 * h)
+    };
+    let close = |name: &str, i: usize, analytic: f64, numeric: f64| {
+        assert!(
+            (analytic - numeric).abs() <= 1e-6 * analytic.abs().max(1.0),
+            "{what}: d{name}[{i}] is {analytic}, central difference {numeric}"
+        );
+    };
+    for (i, &analytic) in dx.iter().enumerate() {
+        close("x", i, analytic, central(&x, i, &|x| loss(x, &w, &b)));
+    }
+    for i in 0..at.params {
+        close("weight", i, dw[i], central(&w, i, &|w| loss(&x, w, &b)));
+        close("bias", i, db[i], central(&b, i, &|b| loss(&x, &w, b)));
+    }
+}
+
+#[test]
+fn reference_gradients_match_finite_differences() {
+    let mut rng = Rng::new(74);
+    for shape in [vec![4, 3], vec![2, 3, 2, 3]] {
+        let at = batch_norm_layout(&shape);
+        let what = format!("batch_norm {shape:?}");
+        check_gradients_numerically(&what, &at, shape.iter().product(), &mut rng);
+    }
+    for (shape, k) in [(vec![3, 5], 1), (vec![2, 3, 2, 2], 2)] {
+        let at = layer_norm_layout(&shape, k);
+        let what = format!("layer_norm {shape:?} over {k}");
+        check_gradients_numerically(&what, &at, shape.iter().product(), &mut rng);
+    }
+    for (shape, g) in [(vec![2, 4, 3], 2), (vec![2, 6, 2, 2], 3)] {
+        let at = group_norm_layout(&shape, g);
+        let what = format!("group_norm {shape:?} in {g}");
+        check_gradients_numerically(&what, &at, shape.iter().product(), &mut rng);
+    }
+}
+
+#[test]
+fn running_statistics_use_momentum_and_unbiased_variance() {
+    // One channel holding 1 and 3: mean 2, biased variance 1, unbiased 2.
+    let dev = device();
+    let x = Tensor::from_vec(dev, vec![1.0, 3.0], &[2, 1]).unwrap();
+    let rm = Tensor::zeros(dev, &[1]).unwrap();
+    let rv = Tensor::ones(dev, &[1]).unwrap();
+    let out = batch_norm_train(&x, None, None, &rm, &rv, 0.1, 0.0).unwrap();
+    assert_close("running_mean", &read(&out.running_mean), &[0.2], 1e-6);
+    assert_close("running_var", &read(&out.running_var), &[0.9 + 0.2], 1e-6);
+    assert_close("save_invstd", &read(&out.save_invstd), &[1.0], 1e-6);
+    assert_close("y", &read(&out.y), &[-1.0, 1.0], 1e-6);
+}
+
+#[test]
+fn long_reductions_and_a_large_mean_stay_accurate() {
+    // Channels and rows far longer than a workgroup; values at 1000 ± 1, where a one-pass
+    // variance (E[x²] - E[x]²) loses every digit in f32 and the two-pass one keeps them.
+    let mut rng = Rng::new(75);
+    let shape = [4, 3, 33, 65];
+    let values: Vec<f32> = random_values(&mut rng, shape.iter().product(), 999.0, 1001.0);
+    let xs: Vec<f64> = values.iter().map(|&v| v as f64).collect();
+    let x = Tensor::from_slice(device(), &values, &shape).unwrap();
+    let rm = Tensor::zeros(device(), &[3]).unwrap();
+    let rv = Tensor::ones(device(), &[3]).unwrap();
+    let out = batch_norm_train(&x, None, None, &rm, &rv, MOMENTUM, EPS).unwrap();
+    let (_, mean, invstd, _) = forward(&xs, &batch_norm_layout(&shape), None, None);
+    assert_close("batch_norm mean", &read(&out.save_mean), &mean, 1e-6);
+    let zeros = vec![0.0; invstd.len()];
+    let got = read(&out.save_invstd);
+    assert_close_scaled("batch_norm invstd", &got, &invstd, &zeros, RTOL);
+
+    let (_, got_mean, got_invstd) = layer_norm(&x, 3, None, None, EPS).unwrap();
+    let (_, mean, invstd, _) = forward(&xs, &layer_norm_layout(&shape, 3), None, None);
+    assert_close("layer_norm mean", &read(&got_mean), &mean, 1e-6);
+    let zeros = vec![0.0; invstd.len()];
+    let got = read(&got_invstd);
+    assert_close_scaled("layer_norm invstd", &got, &invstd, &zeros, RTOL);
+}
+
+/// Asserts `result` is an `Err` of the expected kind whose message holds every needle.
+fn expect_err<T: std::fmt::Debug>(what: &str, result: Result<T>, shape: bool, needles: &[&str]) {
+    let msg = match (result, shape) {
+        (Err(Error::Shape(msg)), true) | (Err(Error::InvalidArgument(msg)), false) => msg,
+        (other, _) => panic!(
+            "{what}: expected {} error, got {other:?}",
+            if shape {
+                "a shape"
+            } else {
+                "an invalid-argument"
+            }
+        ),
+    };
+    for needle in needles {
+        assert!(msg.contains(needle), "{what}: {msg:?} lacks {needle:?}");
+    }
+}
+
+#[test]
+fn bad_arguments_are_errors_naming_the_values() {
+    let dev = device();
+    let t = |shape: &[usize]| Tensor::zeros(dev, shape).unwrap();
+    let (x, c3, c4) = (t(&[2, 3, 4, 5]), t(&[3]), t(&[4]));
+    let (one, dy_bad) = (t(&[1, 3, 1, 1]), t(&[2, 3, 4, 4]));
+    let scalar = Tensor::from_vec(dev, vec![1.0], &[]).unwrap();
+    let nan = f32::NAN;
+    let inf = f32::INFINITY;
+    let bn = |x: &Tensor, w: Option<&Tensor>, b: Option<&Tensor>, rm, rv, m, e| {
+        batch_norm_train(x, w, b, rm, rv, m, e).map(|_| ())
+    };
+    let cases: Vec<(&str, Result<()>, bool, &[&str])> = vec![
+        (
+            "bn 1-D input",
+            bn(&c4, None, None, &c3, &c3, 0.1, EPS),
+            false,
+            &["at least 2 dims", "[4]"],
+        ),
+        (
+            "bn weight",
+            bn(&x, Some(&c4), None, &c3, &c3, 0.1, EPS),
+            true,
+            &["weight", "[4]", "[3]"],
+        ),
+        (
+            "bn bias",
+            bn(&x, None, Some(&c4), &c3, &c3, 0.1, EPS),
+            true,
+            &["bias", "[4]"],
+        ),
+        (
+            "bn running_mean",
+            bn(&x, None, None, &c4, &c3, 0.1, EPS),
+            true,
+            &["running_mean", "[4]"],
+        ),
+        (
+            "bn running_var",
+            bn(&x, None, None, &c3, &c4, 0.1, EPS),
+            true,
+            &["running_var", "[4]"],
+        ),
+        (
+            "bn one value per channel",
+            bn(&one, None, None, &c3, &c3, 0.1, EPS),
+            false,
+            &["more than 1 value per channel", "[1, 3, 1, 1]"],
+        ),
+        (
+            "bn one value per channel 2-D",
+            bn(&t(&[1, 3]), None, None, &c3, &c3, 0.1, EPS),
+            false,
+            &["more than 1 value per channel", "[1, 3]"],
+        ),
+        (
+            "bn eps",
+            bn(&x, None, None, &c3, &c3, 0.1, nan),
+            false,
+            &["eps", "NaN"],
+        ),
+        (
+            "bn momentum",
+            bn(&x, None, None, &c3, &c3, inf, EPS),
+            false,
+            &["momentum", "inf"],
+        ),
+        (
+            "bn eval scalar",
+            batch_norm_eval(&scalar, None, None, &c3, &c3, EPS).map(|_| ()),
+            false,
+            &["at least 2 dims", "[]"],
+        ),
+        (
+            "bn eval running_var",
+            batch_norm_eval(&x, None, None, &c3, &c4, EPS).map(|_| ()),
+            true,
+            &["running_var"],
+        ),
+        (
+            "bn eval eps",
+            batch_norm_eval(&x, None, None, &c3, &c3, -inf).map(|_| ()),
+            false,
+            &["eps", "-inf"],
+        ),
+        (
+            "bn backward grad_y",
+            batch_norm_backward(&dy_bad, &x, None, &c3, &c3).map(|_| ()),
+            true,
+            &["grad_y", "[2, 3, 4, 4]", "[2, 3, 4, 5]"],
+        ),
+        (
+            "bn backward save_invstd",
+            batch_norm_backward(&x, &x, None, &c3, &c4).map(|_| ()),
+            true,
+            &["save_invstd", "[4]"],
+        ),
+        (
+            "ln no dims",
+            layer_norm(&x, 0, None, None, EPS).map(|_| ()),
+            false,
+            &["normalized_ndim 0", "[2, 3, 4, 5]"],
+        ),
+        (
+            "ln too many dims",
+            layer_norm(&x, 5, None, None, EPS).map(|_| ()),
+            false,
+            &["normalized_ndim 5", "4 dims"],
+        ),
+        (
+            "ln weight",
+            layer_norm(&x, 2, Some(&t(&[4, 4])), None, EPS).map(|_| ()),
+            true,
+            &["weight", "[4, 4]", "[4, 5]"],
+        ),
+        (
+            "ln eps",
+            layer_norm(&x, 1, None, None, inf).map(|_| ()),
+            false,
+            &["eps", "inf"],
+        ),
+        (
+            "ln nothing to normalize",
+            layer_norm(&t(&[2, 0]), 1, None, None, EPS).map(|_| ()),
+            false,
+            &["[0]", "no elements"],
+        ),
+        (
+            "ln backward mean",
+            layer_norm_backward(&x, &x, 2, None, &t(&[2, 3]), &t(&[2, 3, 1, 1])).map(|_| ()),
+            true,
+            &["mean", "[2, 3]", "[2, 3, 1, 1]"],
+        ),
+        (
+            "gn zero groups",
+            group_norm(&x, 0, None, None, EPS).map(|_| ()),
+            false,
+            &["num_groups 0", "3 channels"],
+        ),
+        (
+            "gn groups not dividing",
+            group_norm(&x, 2, None, None, EPS).map(|_| ()),
+            false,
+            &["num_groups 2", "3 channels", "[2, 3, 4, 5]"],
+        ),
+        (
+            "gn 1-D input",
+            group_norm(&c4, 1, None, None, EPS).map(|_| ()),
+            false,
+            &["at least 2 dims", "[4]"],
+        ),
+        (
+            "gn bias",
+            group_norm(&x, 3, None, Some(&c4), EPS).map(|_| ()),
+            true,
+            &["bias", "[4]", "[3]"],
+        ),
+        (
+            "gn eps",
+            group_norm(&x, 3, None, None, nan).map(|_| ()),
+            false,
+            &["eps", "NaN"],
+        ),
+        (
+            "gn backward invstd",
+            group_norm_backward(&x, &x, 3, None, &t(&[2, 3]), &t(&[2, 1])).map(|_| ()),
+            true,
+            &["invstd", "[2, 1]", "[2, 3]"],
+        ),
+        (
+            "gn backward groups",
+            group_norm_backward(&x, &x, 4, None, &t(&[2, 4]), &t(&[2, 4])).map(|_| ()),
+            false,
+            &["num_groups 4"],
+        ),
+    ];
+    for (what, result, shape, needles) in cases {
+        expect_err(what, result, shape, needles);
+    }
+}
+
+#[test]
+fn empty_batches_give_empty_results() {
+    let dev = device();
+    let c3 = Tensor::ones(dev, &[3]).unwrap();
+    let x = Tensor::zeros(dev, &[0, 3, 2]).unwrap();
+    let y = batch_norm_eval(&x, None, None, &c3, &c3, EPS).unwrap();
+    assert_eq!(y.shape(), &[0, 3, 2]);
+    let (dx, dw, db) = batch_norm_backward(&x, &x, Some(&c3), &c3, &c3).unwrap();
+    assert_eq!(dx.shape(), &[0, 3, 2]);
+    // Sums over no elements are zero.
+    assert_eq!((read(&dw), read(&db)), (vec![0.0; 3], vec![0.0; 3]));
+    let (y, mean, _) = layer_norm(&x, 2, None, None, EPS).unwrap();
+    assert_eq!((y.shape(), mean.shape()), (&[0, 3, 2][..], &[0, 1, 1][..]));
+    let (y, mean, invstd) = group_norm(&x, 3, None, None, EPS).unwrap();
+    assert_eq!(y.shape(), &[0, 3, 2]);
+    let (dx, dw, _) = group_norm_backward(&x, &x, 3, None, &mean, &invstd).unwrap();
+    assert_eq!((dx.shape(), read(&dw)), (&[0, 3, 2][..], vec![0.0; 3]));
+}

@@ -1,0 +1,177 @@
+// Average pooling over [N, C, H, W] planes, forward and backward, for fixed windows
+// (kernel/stride/padding, dilation 1) and PyTorch's adaptive bins (ADAPTIVE). Max pooling
+// is in pool_max.wgsl: it binds an index buffer as well, and auto layout wants every entry
+// point of a file to use every binding.
+//
+// Both directions are gathers with one invocation per element written: the backward pass
+// loops over the outputs whose windows can cover its input element, so it needs no atomics
+// and sums in the same order on every run.
+
+// ---- shared pooling geometry: kept identical in pool.wgsl and pool_max.wgsl (a test
+// compares the two copies) ----
+
+struct Params {
+    // Invocations: output elements (forward) or input elements (backward).
+    n: u32,
+    in_h: i32,
+    in_w: i32,
+    out_h: i32,
+    out_w: i32,
+    // Fixed windows only (ADAPTIVE = false): kernel, stride, padding, dilation.
+    k_h: i32,
+    k_w: i32,
+    s_h: i32,
+    s_w: i32,
+    pad_h: i32,
+    pad_w: i32,
+    d_h: i32,
+    d_w: i32,
+}
+
+override ADAPTIVE: bool = false;
+
+const WG: u32 = 256u;
+
+// The positions one output reads along one axis: `first + j * step` for j < count. Fixed
+// windows may reach into the padding (outside 0..size); adaptive bins never do.
+struct Taps {
+    first: i32,
+    count: i32,
+    step: i32,
+}
+
+fn taps(o: i32, size: i32, out: i32, k: i32, s: i32, pad: i32, d: i32) -> Taps {
+    if ADAPTIVE {
+        // PyTorch's bins: floor(o * size / out) up to ceil((o + 1) * size / out). The host
+        // keeps (size + 1) * (out + 1) within i32.
+        let first = (o * size) / out;
+        let end = ((o + 1) * size + out - 1) / out;
+        return Taps(first, end - first, 1);
+    }
+    return Taps(o * s - pad, k, d);
+}
+
+// The outputs [lo, hi] along one axis whose tap span contains position `i`. With
+// dilation a span can skip `i`; callers that care check (max pooling compares indices).
+fn covering(i: i32, size: i32, out: i32, k: i32, s: i32, pad: i32, d: i32) -> vec2<i32> {
+    if ADAPTIVE {
+        // Inverting the bin bounds above: floor(i * out / size) to
+        // ceil((i + 1) * out / size) - 1.
+        return vec2(
+            (i * out) / size,
+            min(((i + 1) * out + size - 1) / size - 1, out - 1),
+        );
+    }
+    // o * s - pad <= i <= o * s - pad + (k - 1) * d, and 0 <= o < out.
+    let reach = i + pad;
+    return vec2(
+        (max(reach - (k - 1) * d, 0) + s - 1) / s,
+        min(reach / s, out - 1),
+    );
+}
+
+fn taps_h(o: i32) -> Taps {
+    return taps(o, p.in_h, p.out_h, p.k_h, p.s_h, p.pad_h, p.d_h);
+}
+
+fn taps_w(o: i32) -> Taps {
+    return taps(o, p.in_w, p.out_w, p.k_w, p.s_w, p.pad_w, p.d_w);
+}
+
+fn covering_h(i: i32) -> vec2<i32> {
+    return covering(i, p.in_h, p.out_h, p.k_h, p.s_h, p.pad_h, p.d_h);
+}
+
+fn covering_w(i: i32) -> vec2<i32> {
+    return covering(i, p.in_w, p.out_w, p.k_w, p.s_w, p.pad_w, p.d_w);
+}
+
+// Element `e` of a [planes, rows, cols] array as (plane, row, col).
+fn split(e: u32, rows: i32, cols: i32) -> vec3<u32> {
+    let c = u32(cols);
+    let r = u32(rows);
+    return vec3(e / (r * c), (e / c) % r, e % c);
+}
+
+// ---- end of shared pooling geometry ----
+
+@group(0) @binding(0) var<storage, read> src: array<f32>;
+@group(0) @binding(1) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(2) var<uniform> p: Params;
+
+// Count padding in the divisor of fixed windows (PyTorch's count_include_pad).
+override INCLUDE_PAD: bool = true;
+
+// One axis's factor of the divisor of a window. PyTorch clips a fixed window's end to
+// size + pad first (that is the count with padding), then to the input.
+fn divisor_part(t: Taps, size: i32, pad: i32) -> i32 {
+    if ADAPTIVE {
+        return t.count;
+    }
+    if INCLUDE_PAD {
+        return min(t.first + t.count, size + pad) - t.first;
+    }
+    return min(t.first + t.count, size) - max(t.first, 0);
+}
+
+fn divisor(th: Taps, tw: Taps) -> f32 {
+    return f32(divisor_part(th, p.in_h, p.pad_h) * divisor_part(tw, p.in_w, p.pad_w));
+}
+
+// dst[output] = mean of src over the output's window; src is the input.
+@compute @workgroup_size(WG)
+fn avg_forward(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let o = group_index(wid, nwg) * WG + lid;
+    if o >= p.n {
+        return;
+    }
+    let at = split(o, p.out_h, p.out_w);
+    let th = taps_h(i32(at.y));
+    let tw = taps_w(i32(at.z));
+    // Only in-bounds taps are summed; dilation is 1, so they are a contiguous range.
+    let h0 = max(th.first, 0);
+    let h1 = min(th.first + th.count, p.in_h);
+    let w0 = max(tw.first, 0);
+    let w1 = min(tw.first + tw.count, p.in_w);
+    let plane = at.x * u32(p.in_h * p.in_w);
+    var sum = 0.0;
+    for (var h = h0; h < h1; h++) {
+        let row = plane + u32(h * p.in_w);
+        for (var w = w0; w < w1; w++) {
+            sum += src[row + u32(w)];
+        }
+    }
+    dst[o] = sum / divisor(th, tw);
+}
+
+// dst[input] = sum over the windows covering it of grad / divisor; src is grad_out.
+@compute @workgroup_size(WG)
+fn avg_backward(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = group_index(wid, nwg) * WG + lid;
+    if i >= p.n {
+        return;
+    }
+    let at = split(i, p.in_h, p.in_w);
+    // Dilation is 1 and adaptive bins are contiguous, so every output in these ranges
+    // covers this element.
+    let rh = covering_h(i32(at.y));
+    let rw = covering_w(i32(at.z));
+    let plane = at.x * u32(p.out_h * p.out_w);
+    var sum = 0.0;
+    for (var oh = rh.x; oh <= rh.y; oh++) {
+        let th = taps_h(oh);
+        let row = plane + u32(oh * p.out_w);
+        for (var ow = rw.x; ow <= rw.y; ow++) {
+            sum += src[row + u32(ow)] / divisor(th, taps_w(ow));
+        }
+    }
+    dst[i] = sum;
+}

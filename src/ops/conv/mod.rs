@@ -1,0 +1,415 @@
+//! Convolution in all its forms — standard, grouped, depthwise, pointwise, dilated and
+//! transposed — forward and backward, with PyTorch's semantics and weight layouts.
+//!
+//! Every form reduces to three primitives of one [`Geometry`] (a convolution's input
+//! `[N, C_in, H, W]`, weight `[C_out, C_in/groups, kH, kW]`, output `[N, C_out, Ho, Wo]`):
+//! - forward: output from input;
+//! - input gradient: input-shaped result from an output-shaped tensor — which is exactly
+//!   the forward of a transposed convolution;
+//! - weight gradient: from input and output gradient.
+//!
+//! A transposed convolution is the same geometry read backwards: its input plays the
+//! convolution's output, and its output the convolution's input. So `conv_transpose2d` is
+//! the input-gradient primitive, its input gradient is the forward primitive, and no
+//! kernel exists twice.
+//!
+//! Each primitive picks a path inside (invisible to the caller): depthwise (groups =
+//! C_in > 1) has its own kernels in `shaders/conv_depthwise.wgsl`; everything else —
+//! pointwise 1×1, grouped (all groups in one launch), dilated, strided — runs as
+//! im2col/col2im plus the matmul kernels, batched over (sample, group).
+
+mod cases;
+mod depthwise;
+mod gemm;
+
+pub use cases::ConvCase;
+
+use crate::error::{Result, arg_err, shape_err};
+use crate::tensor::Tensor;
+
+/// Stride, padding, dilation and groups of a convolution, each (height, width).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dParams {
+    /// Step between output positions.
+    pub stride: (usize, usize),
+    /// Zero padding on each side.
+    pub padding: (usize, usize),
+    /// Spacing between kernel taps.
+    pub dilation: (usize, usize),
+    /// Channel groups: input and output channels are split into this many independent
+    /// convolutions (C_in for depthwise).
+    pub groups: usize,
+}
+
+impl Default for Conv2dParams {
+    fn default() -> Self {
+        Self {
+            stride: (1, 1),
+            padding: (0, 0),
+            dilation: (1, 1),
+            groups: 1,
+        }
+    }
+}
+
+impl Conv2dParams {
+    /// The same stride, padding and dilation in both directions.
+    pub fn square(stride: usize, padding: usize, dilation: usize, groups: usize) -> Self {
+        Self {
+            stride: (stride, stride),
+            padding: (padding, padding),
+            dilation: (dilation, dilation),
+            groups,
+        }
+    }
+}
+
+/// Parameters of a transposed convolution, each (height, width).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvTranspose2dParams {
+    /// Step between input positions in the output.
+    pub stride: (usize, usize),
+    /// Implicit zero padding removed from each side of the output.
+    pub padding: (usize, usize),
+    /// Extra size added to one side of the output (to pick among the output sizes that a
+    /// strided convolution maps to the same input size).
+    pub output_padding: (usize, usize),
+    /// Spacing between kernel taps.
+    pub dilation: (usize, usize),
+    /// Channel groups.
+    pub groups: usize,
+}
+
+impl Default for ConvTranspose2dParams {
+    fn default() -> Self {
+        Self {
+            stride: (1, 1),
+            padding: (0, 0),
+            output_padding: (0, 0),
+            dilation: (1, 1),
+            groups: 1,
+        }
+    }
+}
+
+impl ConvTranspose2dParams {
+    fn as_conv(&self) -> Conv2dParams {
+        Conv2dParams {
+            stride: self.stride,
+            padding: self.padding,
+            dilation: self.dilation,
+            groups: self.groups,
+        }
+    }
+}
+
+/// A convolution's sizes: input `[n, c_in, h, w]`, weight `[c_out, c_in/groups, kh, kw]`,
+/// output `[n, c_out, ho, wo]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Geometry {
+    pub n: usize,
+    pub c_in: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c_out: usize,
+    pub ho: usize,
+    pub wo: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub p: Conv2dParams,
+}
+
+impl Geometry {
+    pub fn input_shape(&self) -> [usize; 4] {
+        [self.n, self.c_in, self.h, self.w]
+    }
+    pub fn output_shape(&self) -> [usize; 4] {
+        [self.n, self.c_out, self.ho, self.wo]
+    }
+    pub fn weight_shape(&self) -> [usize; 4] {
+        [self.c_out, self.c_in / self.p.groups, self.kh, self.kw]
+    }
+    /// Input channels per group.
+    pub fn cin_g(&self) -> usize {
+        self.c_in / self.p.groups
+    }
+    /// Output channels per group.
+    pub fn cout_g(&self) -> usize {
+        self.c_out / self.p.groups
+    }
+    /// Length of one im2col row: the taps of one group's input channels.
+    pub fn k_g(&self) -> usize {
+        self.cin_g() * self.kh * self.kw
+    }
+    /// Whether the depthwise kernels apply.
+    fn is_depthwise(&self) -> bool {
+        self.p.groups == self.c_in && self.c_in > 1
+    }
+}
+
+fn dims4(op: &str, what: &str, shape: &[usize]) -> Result<[usize; 4]> {
+    match shape {
+        &[a, b, c, d] => Ok([a, b, c, d]),
+        _ => shape_err!("{op}: {what} must be 4-D [N, C, H, W]-like, got shape {shape:?}"),
+    }
+}
+
+/// Output size of a convolution along one axis, or an error naming the values.
+fn conv_out(
+    op: &str,
+    axis: &str,
+    size: usize,
+    k: usize,
+    s: usize,
+    p: usize,
+    d: usize,
+) -> Result<usize> {
+    let span = d * (k - 1) + 1;
+    if span > size + 2 * p {
+        return arg_err!(
+            "{op}: kernel {k} with dilation {d} spans {span} {axis}, more than the padded \
+             input ({size} + 2·{p})"
+        );
+    }
+    Ok((size + 2 * p - span) / s + 1)
+}
+
+fn check_params(op: &str, p: &Conv2dParams) -> Result<()> {
+    let (s, d) = (p.stride, p.dilation);
+    if s.0 == 0 || s.1 == 0 || d.0 == 0 || d.1 == 0 || p.groups == 0 {
+        return arg_err!(
+            "{op}: stride {s:?}, dilation {d:?} and groups {} must all be at least 1",
+            p.groups
+        );
+    }
+    Ok(())
+}
+
+/// The geometry of `conv2d(input of input_shape, weight of weight_shape, p)`, validated.
+pub(crate) fn conv_geometry(
+    op: &str,
+    input_shape: &[usize],
+    weight_shape: &[usize],
+    p: &Conv2dParams,
+) -> Result<Geometry> {
+    check_params(op, p)?;
+    let [n, c_in, h, w] = dims4(op, "input", input_shape)?;
+    let [c_out, cin_g, kh, kw] = dims4(op, "weight", weight_shape)?;
+    let g = p.groups;
+    if c_in % g != 0 || c_out % g != 0 {
+        return arg_err!(
+            "{op}: groups {g} must divide input channels {c_in} and output channels {c_out}"
+        );
+    }
+    if cin_g != c_in / g {
+        return shape_err!(
+            "{op}: weight {weight_shape:?} expects {} input channels per group, but input \
+             {input_shape:?} with groups {g} has {}",
+            cin_g,
+            c_in / g
+        );
+    }
+    if kh == 0 || kw == 0 || c_out == 0 {
+        return shape_err!("{op}: weight {weight_shape:?} has a zero dimension");
+    }
+    let ho = conv_out(op, "rows", h, kh, p.stride.0, p.padding.0, p.dilation.0)?;
+    let wo = conv_out(op, "columns", w, kw, p.stride.1, p.padding.1, p.dilation.1)?;
+    Ok(Geometry {
+        n,
+        c_in,
+        h,
+        w,
+        c_out,
+        ho,
+        wo,
+        kh,
+        kw,
+        p: *p,
+    })
+}
+
+/// The geometry of `conv_transpose2d(input of input_shape, weight of weight_shape, p)`,
+/// seen as the convolution it transposes: conv input = transposed output.
+fn transpose_geometry(
+    op: &str,
+    input_shape: &[usize],
+    weight_shape: &[usize],
+    p: &ConvTranspose2dParams,
+) -> Result<Geometry> {
+    let cp = p.as_conv();
+    check_params(op, &cp)?;
+    let [n, cin_t, hi, wi] = dims4(op, "input", input_shape)?;
+    let [wc_in, cout_g, kh, kw] = dims4(op, "weight", weight_shape)?;
+    let g = p.groups;
+    if wc_in != cin_t || cin_t % g != 0 {
+        return shape_err!(
+            "{op}: weight {weight_shape:?} must be [C_in, C_out/groups, kH, kW] with C_in = \
+             {cin_t} from input {input_shape:?} divisible by groups {g}"
+        );
+    }
+    if kh == 0 || kw == 0 || cout_g == 0 || hi == 0 || wi == 0 {
+        return shape_err!(
+            "{op}: input {input_shape:?} or weight {weight_shape:?} has a zero size"
+        );
+    }
+    let (op_h, op_w) = p.output_padding;
+    let (s, d) = (p.stride, p.dilation);
+    if (op_h >= s.0 && op_h >= d.0) || (op_w >= s.1 && op_w >= d.1) {
+        return arg_err!(
+            "{op}: output_padding {:?} must be smaller than either stride {s:?} or dilation {d:?}",
+            p.output_padding
+        );
+    }
+    let out = |i: usize, k: usize, s: usize, pad: usize, d: usize, extra: usize| -> Result<usize> {
+        let full = (i - 1) * s + d * (k - 1) + extra + 1;
+        if full <= 2 * pad {
+            return arg_err!(
+                "{op}: padding {pad} removes the whole output of size {full} (input {i}, kernel {k})"
+            );
+        }
+        Ok(full - 2 * pad)
+    };
+    let h = out(hi, kh, s.0, p.padding.0, d.0, op_h)?;
+    let w = out(wi, kw, s.1, p.padding.1, d.1, op_w)?;
+    Ok(Geometry {
+        n,
+        c_in: cout_g * g,
+        h,
+        w,
+        c_out: cin_t,
+        ho: hi,
+        wo: wi,
+        kh,
+        kw,
+        p: cp,
+    })
+}
+
+fn check_shape(op: &str, what: &str, got: &[usize], want: &[usize]) -> Result<()> {
+    if got != want {
+        return shape_err!("{op}: {what} has shape {got:?}, expected {want:?}");
+    }
+    Ok(())
+}
+
+fn add_bias(op: &str, y: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    let Some(b) = bias else { return Ok(y) };
+    let c = y.shape()[1];
+    check_shape(op, "bias", b.shape(), &[c])?;
+    y.add(&b.reshape(&[1, c, 1, 1])?)
+}
+
+// The three primitives, each choosing its path.
+
+fn forward(g: &Geometry, x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    if g.is_depthwise() {
+        depthwise::forward(g, x, w)
+    } else {
+        gemm::forward(g, x, w)
+    }
+}
+
+fn input_grad(g: &Geometry, dy: &Tensor, w: &Tensor) -> Result<Tensor> {
+    if g.is_depthwise() {
+        depthwise::input_grad(g, dy, w)
+    } else {
+        gemm::input_grad(g, dy, w)
+    }
+}
+
+fn weight_grad(g: &Geometry, x: &Tensor, dy: &Tensor) -> Result<Tensor> {
+    if g.is_depthwise() {
+        depthwise::weight_grad(g, x, dy)
+    } else {
+        gemm::weight_grad(g, x, dy)
+    }
+}
+
+/// 2-D convolution: `x [N, C_in, H, W]`, `weight [C_out, C_in/groups, kH, kW]`, optional
+/// `bias [C_out]` → `[N, C_out, Ho, Wo]`, as `torch.nn.functional.conv2d`.
+pub fn conv2d(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    p: &Conv2dParams,
+) -> Result<Tensor> {
+    x.check_same_device(weight, "conv2d")?;
+    let g = conv_geometry("conv2d", x.shape(), weight.shape(), p)?;
+    add_bias("conv2d", forward(&g, x, weight)?, bias)
+}
+
+/// Gradient of [`conv2d`] with respect to its input, given the output gradient.
+pub fn conv2d_backward_input(
+    grad_out: &Tensor,
+    weight: &Tensor,
+    input_shape: &[usize],
+    p: &Conv2dParams,
+) -> Result<Tensor> {
+    let op = "conv2d_backward_input";
+    let g = conv_geometry(op, input_shape, weight.shape(), p)?;
+    check_shape(op, "grad_out", grad_out.shape(), &g.output_shape())?;
+    input_grad(&g, grad_out, weight)
+}
+
+/// Gradient of [`conv2d`] with respect to its weight, given the input and output gradient.
+pub fn conv2d_backward_weight(
+    x: &Tensor,
+    grad_out: &Tensor,
+    weight_shape: &[usize],
+    p: &Conv2dParams,
+) -> Result<Tensor> {
+    let op = "conv2d_backward_weight";
+    let g = conv_geometry(op, x.shape(), weight_shape, p)?;
+    check_shape(op, "grad_out", grad_out.shape(), &g.output_shape())?;
+    weight_grad(&g, x, grad_out)
+}
+
+/// Gradient of a convolution's bias (either kind): the output gradient summed over
+/// batch and space, `[N, C, H, W]` → `[C]`.
+pub fn conv_backward_bias(grad_out: &Tensor) -> Result<Tensor> {
+    dims4("conv_backward_bias", "grad_out", grad_out.shape())?;
+    grad_out.sum(&[0, 2, 3], false)
+}
+
+/// Transposed 2-D convolution: `x [N, C_in, H, W]`, `weight [C_in, C_out/groups, kH, kW]`,
+/// optional `bias [C_out]` → `[N, C_out, Ho, Wo]` with
+/// `Ho = (H - 1)·stride - 2·padding + dilation·(kH - 1) + output_padding + 1`, as
+/// `torch.nn.functional.conv_transpose2d`.
+pub fn conv_transpose2d(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    p: &ConvTranspose2dParams,
+) -> Result<Tensor> {
+    x.check_same_device(weight, "conv_transpose2d")?;
+    let g = transpose_geometry("conv_transpose2d", x.shape(), weight.shape(), p)?;
+    add_bias("conv_transpose2d", input_grad(&g, x, weight)?, bias)
+}
+
+/// Gradient of [`conv_transpose2d`] with respect to its input.
+pub fn conv_transpose2d_backward_input(
+    grad_out: &Tensor,
+    weight: &Tensor,
+    input_shape: &[usize],
+    p: &ConvTranspose2dParams,
+) -> Result<Tensor> {
+    let op = "conv_transpose2d_backward_input";
+    let g = transpose_geometry(op, input_shape, weight.shape(), p)?;
+    check_shape(op, "grad_out", grad_out.shape(), &g.input_shape())?;
+    forward(&g, grad_out, weight)
+}
+
+/// Gradient of [`conv_transpose2d`] with respect to its weight.
+pub fn conv_transpose2d_backward_weight(
+    x: &Tensor,
+    grad_out: &Tensor,
+    weight_shape: &[usize],
+    p: &ConvTranspose2dParams,
+) -> Result<Tensor> {
+    let op = "conv_transpose2d_backward_weight";
+    let g = transpose_geometry(op, x.shape(), weight_shape, p)?;
+    check_shape(op, "grad_out", grad_out.shape(), &g.input_shape())?;
+    // The transposed conv's output gradient is the convolution's input; its input is the
+    // convolution's output gradient.
+    weight_grad(&g, grad_out, x)
+}

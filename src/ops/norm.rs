@@ -1,0 +1,638 @@
+//! Normalization layers with PyTorch's semantics: batch norm (training and evaluation),
+//! layer norm and group norm, forward and backward. Kernels: `shaders/norm_*.wgsl`.
+//!
+//! Statistics are reduced with one workgroup per channel (batch norm) or per row (layer
+//! norm: one sample; group norm: one (sample, group)), in two passes (mean, then squared
+//! deviations). Every op is a fixed number of launches whatever the channel count:
+//! a statistics kernel and an elementwise kernel forward; sums and an elementwise dx
+//! kernel backward. Tensors are immutable, so batch norm returns its new running
+//! statistics instead of updating them.
+
+use crate::error::{Result, arg_err, shape_err};
+use crate::gpu::{Grid, Kernel, kernel};
+use crate::tensor::Tensor;
+
+const STATS: Kernel = kernel!("norm_stats.wgsl");
+const BN_STATS: Kernel = kernel!("norm_bn_stats.wgsl");
+const APPLY: Kernel = kernel!("norm_apply.wgsl");
+const GRAD_SUMS: Kernel = kernel!("norm_grad_sums.wgsl");
+const GRAD_INPUT: Kernel = kernel!("norm_grad_input.wgsl");
+
+/// Invocations per workgroup of the elementwise kernels (`WG` in their WGSL).
+const ELEMENTWISE_WG: u64 = 256;
+
+/// What [`batch_norm_train`] returns.
+#[derive(Clone, Debug)]
+pub struct BatchNormTrain {
+    /// The normalized output, shaped like the input.
+    pub y: Tensor,
+    /// The batch mean per channel, `[C]`.
+    pub save_mean: Tensor,
+    /// `1 / sqrt(biased batch variance + eps)` per channel, `[C]`.
+    pub save_invstd: Tensor,
+    /// The new running mean: `(1 - momentum) · old + momentum · batch mean`, `[C]`.
+    pub running_mean: Tensor,
+    /// The new running variance: `(1 - momentum) · old + momentum · unbiased batch
+    /// variance` (`n / (n - 1)` times the biased one, as PyTorch), `[C]`.
+    pub running_var: Tensor,
+}
+
+/// Where each element finds its statistic and its affine parameter: at
+/// `(flat index / div) % modulus` of the statistics and of the weight and bias.
+#[derive(Clone, Copy)]
+struct Indexing {
+    stat_div: usize,
+    stat_mod: usize,
+    affine_div: usize,
+    affine_mod: usize,
+}
+
+impl Indexing {
+    /// Batch norm: statistics and parameters both per channel of `[N, C, S]`.
+    fn per_channel(c: usize, s: usize) -> Indexing {
+        Indexing {
+            stat_div: s,
+            stat_mod: c,
+            affine_div: s,
+            affine_mod: c,
+        }
+    }
+
+    /// Layer norm: statistics per row of `[R, D]`, parameters per column.
+    fn per_row(r: usize, d: usize) -> Indexing {
+        Indexing {
+            stat_div: d,
+            stat_mod: r,
+            affine_div: 1,
+            affine_mod: d,
+        }
+    }
+
+    /// As `u32` words for a uniform block; the moduli and divisors are at least 1 so the
+    /// kernels never divide by zero (a zero-sized tensor launches nothing anyway).
+    fn words(self) -> [u32; 4] {
+        [
+            self.stat_div.max(1) as u32,
+            self.stat_mod.max(1) as u32,
+            self.affine_div.max(1) as u32,
+            self.affine_mod.max(1) as u32,
+        ]
+    }
+}
+
+/// Which elements one backward sum runs over (see `shaders/norm_grad_sums.wgsl`): row `r`
+/// is `outer` runs of `inner` contiguous elements, `outer_stride` apart, from `r · inner`.
+#[derive(Clone, Copy)]
+struct Rows {
+    rows: usize,
+    inner: usize,
+    outer: usize,
+    outer_stride: usize,
+}
+
+fn check_finite(op: &str, name: &str, value: f32) -> Result<()> {
+    if !value.is_finite() {
+        return arg_err!("{op}: {name} must be finite, got {value}");
+    }
+    Ok(())
+}
+
+/// An error unless `t` lives on `x`'s device and has shape `want`.
+fn check_param(op: &str, name: &str, x: &Tensor, t: &Tensor, want: &[usize]) -> Result<()> {
+    x.check_same_device(t, op)?;
+    if t.shape() != want {
+        return shape_err!(
+            "{op}: {name} has shape {:?}, expected {want:?} for input of shape {:?}",
+            t.shape(),
+            x.shape()
+        );
+    }
+    Ok(())
+}
+
+fn check_optional(
+    op: &str,
+    name: &str,
+    x: &Tensor,
+    t: Option<&Tensor>,
+    want: &[usize],
+) -> Result<()> {
+    t.map_or(Ok(()), |t| check_param(op, name, x, t, want))
+}
+
+/// `(N, C, S)` of an `[N, C, ...]` input, S being the product of the trailing dims.
+fn split_channels(op: &str, x: &Tensor) -> Result<(usize, usize, usize)> {
+    let shape = x.shape();
+    if shape.len() < 2 {
+        return arg_err!(
+            "{op}: expected an input of at least 2 dims [N, C, ...], got shape {shape:?}"
+        );
+    }
+    Ok((shape[0], shape[1], shape[2..].iter().product()))
+}
+
+/// How the normalizing factor is stored: as `1 / sqrt(var + eps)` (training statistics),
+/// or as the variance itself (batch norm's running variance in evaluation).
+#[derive(Clone, Copy)]
+enum Scale<'a> {
+    Invstd(&'a Tensor),
+    Var(&'a Tensor, f32),
+}
+
+/// `y = (x - mean) · invstd · weight + bias`, a missing weight or bias being the identity.
+fn apply(
+    x: &Tensor,
+    mean: &Tensor,
+    scale: Scale,
+    (weight, bias): (Option<&Tensor>, Option<&Tensor>),
+    at: Indexing,
+) -> Result<Tensor> {
+    let y = x.uninit_like(x.shape())?;
+    let n = x.numel();
+    let (stat, is_var, eps) = match scale {
+        Scale::Invstd(invstd) => (invstd, false, 0.0f32),
+        Scale::Var(var, eps) => (var, true, eps),
+    };
+    let flags =
+        u32::from(weight.is_some()) | u32::from(bias.is_some()) << 1 | u32::from(is_var) << 2;
+    let mut params = vec![n as u32];
+    params.extend(at.words());
+    params.extend([flags, eps.to_bits()]);
+    // A missing weight or bias is never read; any read-only buffer fills its slot.
+    let weight = weight.unwrap_or(mean);
+    let bias = bias.unwrap_or(mean);
+    x.device().dispatch(
+        &APPLY,
+        "main",
+        &[],
+        &[
+            x.buffer(),
+            mean.buffer(),
+            stat.buffer(),
+            weight.buffer(),
+            bias.buffer(),
+            y.buffer(),
+        ],
+        &params,
+        Grid::for_items(n as u64, ELEMENTWISE_WG),
+    )?;
+    Ok(y)
+}
+
+/// What every backward kernel reads: the upstream gradient, the forward's input, weight
+/// and statistics, and where each element finds its statistic and weight.
+struct Saved<'a> {
+    dy: &'a Tensor,
+    x: &'a Tensor,
+    mean: &'a Tensor,
+    invstd: &'a Tensor,
+    weight: Option<&'a Tensor>,
+    at: Indexing,
+}
+
+impl Saved<'_> {
+    /// The buffer bound in the weight's slot: without a weight the kernels never read it.
+    fn weight_or_any(&self) -> &Tensor {
+        self.weight.unwrap_or(self.mean)
+    }
+
+    /// Per row of `rows`: `(Σ g, Σ g · xhat)` with `g = dy · weight` when `weighted`, or
+    /// `dy` alone. Both results have `shape` (`rows.rows` elements).
+    fn sums(&self, weighted: bool, rows: Rows, shape: &[usize]) -> Result<(Tensor, Tensor)> {
+        let sum_g = self.x.uninit_like(shape)?;
+        let sum_g_xhat = self.x.uninit_like(shape)?;
+        let mut params = vec![
+            rows.rows as u32,
+            rows.inner as u32,
+            rows.outer as u32,
+            rows.outer_stride as u32,
+        ];
+        params.extend(self.at.words());
+        params.push(u32::from(weighted && self.weight.is_some()));
+        self.x.device().dispatch(
+            &GRAD_SUMS,
+            "main",
+            &[],
+            &[
+                self.dy.buffer(),
+                self.x.buffer(),
+                self.mean.buffer(),
+                self.invstd.buffer(),
+                self.weight_or_any().buffer(),
+                sum_g.buffer(),
+                sum_g_xhat.buffer(),
+            ],
+            &params,
+            Grid::Linear(rows.rows as u64),
+        )?;
+        Ok((sum_g, sum_g_xhat))
+    }
+
+    /// dx through the statistics, from the [`Saved::sums`] over the `count` elements of
+    /// each statistic; `sums_weighted` unless those sums left the weight out (batch norm,
+    /// whose weight is constant over a statistic's elements).
+    fn grad_input(
+        &self,
+        (sum_g, sum_g_xhat): &(Tensor, Tensor),
+        count: usize,
+        sums_weighted: bool,
+    ) -> Result<Tensor> {
+        let x = self.x;
+        let dx = x.uninit_like(x.shape())?;
+        let n = x.numel();
+        let flags = u32::from(self.weight.is_some()) | u32::from(!sums_weighted) << 1;
+        let mut params = vec![n as u32];
+        params.extend(self.at.words());
+        params.extend([count as u32, flags]);
+        x.device().dispatch(
+            &GRAD_INPUT,
+            "main",
+            &[],
+            &[
+                self.dy.buffer(),
+                x.buffer(),
+                self.mean.buffer(),
+                self.invstd.buffer(),
+                self.weight_or_any().buffer(),
+                sum_g.buffer(),
+                sum_g_xhat.buffer(),
+                dx.buffer(),
+            ],
+            &params,
+            Grid::for_items(n as u64, ELEMENTWISE_WG),
+        )?;
+        Ok(dx)
+    }
+}
+
+/// Mean and invstd of each of `rows` contiguous rows of `len` elements of `x`, shaped
+/// `shape`.
+fn row_stats(
+    x: &Tensor,
+    rows: usize,
+    len: usize,
+    eps: f32,
+    shape: &[usize],
+) -> Result<(Tensor, Tensor)> {
+    let mean = x.uninit_like(shape)?;
+    let invstd = x.uninit_like(shape)?;
+    x.device().dispatch(
+        &STATS,
+        "main",
+        &[],
+        &[x.buffer(), mean.buffer(), invstd.buffer()],
+        &[rows as u32, len as u32, eps.to_bits()],
+        Grid::Linear(rows as u64),
+    )?;
+    Ok((mean, invstd))
+}
+
+/// The checks common to both batch norm forwards; returns `(N, C, S)`.
+fn check_batch_norm(
+    op: &str,
+    x: &Tensor,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    eps: f32,
+) -> Result<(usize, usize, usize)> {
+    let (n, c, s) = split_channels(op, x)?;
+    check_optional(op, "weight", x, weight, &[c])?;
+    check_optional(op, "bias", x, bias, &[c])?;
+    check_param(op, "running_mean", x, running_mean, &[c])?;
+    check_param(op, "running_var", x, running_var, &[c])?;
+    check_finite(op, "eps", eps)?;
+    Ok((n, c, s))
+}
+
+/// Batch normalization in training mode (PyTorch's `F.batch_norm(training=True)`) of an
+/// `[N, C, ...]` input (`[N, C]`, `[N, C, L]`, `[N, C, H, W]`, ...): each channel is
+/// normalized with its mean and biased variance over the batch and the trailing dims, then
+/// scaled by `weight` and shifted by `bias` (both `[C]`, identity when `None`).
+///
+/// Returns the output, the saved statistics [`batch_norm_backward`] needs, and the running
+/// statistics updated with `momentum` (PyTorch's default is 0.1; the cumulative average of
+/// `momentum=None` is not offered). Errors when a channel has fewer than 2 values, since
+/// its unbiased variance is undefined (PyTorch: "Expected more than 1 value per channel").
+pub fn batch_norm_train(
+    x: &Tensor,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    momentum: f32,
+    eps: f32,
+) -> Result<BatchNormTrain> {
+    let op = "batch_norm_train";
+    let (n, c, s) = check_batch_norm(op, x, weight, bias, running_mean, running_var, eps)?;
+    check_finite(op, "momentum", momentum)?;
+    let count = n * s;
+    if count <= 1 {
+        return arg_err!(
+            "{op}: expected more than 1 value per channel when training, got input of shape \
+             {:?} ({count} per channel)",
+            x.shape()
+        );
+    }
+    let save_mean = x.uninit_like(&[c])?;
+    let save_invstd = x.uninit_like(&[c])?;
+    let new_mean = x.uninit_like(&[c])?;
+    let new_var = x.uninit_like(&[c])?;
+    x.device().dispatch(
+        &BN_STATS,
+        "main",
+        &[],
+        &[
+            x.buffer(),
+            running_mean.buffer(),
+            running_var.buffer(),
+            save_mean.buffer(),
+            save_invstd.buffer(),
+            new_mean.buffer(),
+            new_var.buffer(),
+        ],
+        &[
+            c as u32,
+            s as u32,
+            count as u32,
+            eps.to_bits(),
+            momentum.to_bits(),
+        ],
+        Grid::Linear(c as u64),
+    )?;
+    let at = Indexing::per_channel(c, s);
+    let y = apply(
+        x,
+        &save_mean,
+        Scale::Invstd(&save_invstd),
+        (weight, bias),
+        at,
+    )?;
+    Ok(BatchNormTrain {
+        y,
+        save_mean,
+        save_invstd,
+        running_mean: new_mean,
+        running_var: new_var,
+    })
+}
+
+/// Batch normalization in evaluation mode (PyTorch's `F.batch_norm(training=False)`):
+/// `(x - running_mean) / sqrt(running_var + eps) · weight + bias` per channel of an
+/// `[N, C, ...]` input. One launch.
+pub fn batch_norm_eval(
+    x: &Tensor,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    eps: f32,
+) -> Result<Tensor> {
+    let op = "batch_norm_eval";
+    let (_, c, s) = check_batch_norm(op, x, weight, bias, running_mean, running_var, eps)?;
+    let at = Indexing::per_channel(c, s);
+    apply(
+        x,
+        running_mean,
+        Scale::Var(running_var, eps),
+        (weight, bias),
+        at,
+    )
+}
+
+/// Gradients of [`batch_norm_train`] (training mode: through the batch statistics) from
+/// `grad_y`, given the forward's input, `weight` and saved statistics. Returns `(dx,
+/// dweight, dbias)`; `dweight = Σ dy · xhat` and `dbias = Σ dy` per channel are returned
+/// even when `weight` is `None` (they are then the gradients an identity affine would get).
+pub fn batch_norm_backward(
+    grad_y: &Tensor,
+    x: &Tensor,
+    weight: Option<&Tensor>,
+    save_mean: &Tensor,
+    save_invstd: &Tensor,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let op = "batch_norm_backward";
+    let (n, c, s) = split_channels(op, x)?;
+    check_param(op, "grad_y", x, grad_y, x.shape())?;
+    check_optional(op, "weight", x, weight, &[c])?;
+    check_param(op, "save_mean", x, save_mean, &[c])?;
+    check_param(op, "save_invstd", x, save_invstd, &[c])?;
+    let at = Indexing::per_channel(c, s);
+    // The weight is constant over a channel, so the channel sums leave it out and are
+    // dbias and dweight as they stand; dx scales them by the weight.
+    let channels = Rows {
+        rows: c,
+        inner: s,
+        outer: n,
+        outer_stride: c * s,
+    };
+    let saved = Saved {
+        dy: grad_y,
+        x,
+        mean: save_mean,
+        invstd: save_invstd,
+        weight,
+        at,
+    };
+    let sums = saved.sums(false, channels, &[c])?;
+    let dx = saved.grad_input(&sums, n * s, false)?;
+    let (dbias, dweight) = sums;
+    Ok((dx, dweight, dbias))
+}
+
+/// `(R, D, stats shape, normalized shape)` of a layer norm over the last `normalized_ndim`
+/// dims of `x`.
+fn layer_norm_layout(
+    op: &str,
+    x: &Tensor,
+    normalized_ndim: usize,
+) -> Result<(usize, usize, Vec<usize>, Vec<usize>)> {
+    let shape = x.shape();
+    if normalized_ndim == 0 || normalized_ndim > shape.len() {
+        return arg_err!(
+            "{op}: normalized_ndim {normalized_ndim} must be between 1 and the input's {} \
+             dims (shape {shape:?})",
+            shape.len()
+        );
+    }
+    let split = shape.len() - normalized_ndim;
+    let normalized = shape[split..].to_vec();
+    let d: usize = normalized.iter().product();
+    if d == 0 {
+        return arg_err!("{op}: normalized shape {normalized:?} has no elements to normalize");
+    }
+    let rows: usize = shape[..split].iter().product();
+    // PyTorch's native_layer_norm keeps the normalized dims as 1s in mean and rstd.
+    let mut stats_shape = shape[..split].to_vec();
+    stats_shape.resize(shape.len(), 1);
+    Ok((rows, d, stats_shape, normalized))
+}
+
+/// Layer normalization (PyTorch's `F.layer_norm`) over the last `normalized_ndim` dims of
+/// `x`, with `weight` and `bias` of that trailing shape (identity when `None`). Returns
+/// `(y, mean, invstd)`; the statistics have `x`'s leading dims followed by
+/// `normalized_ndim` 1s (as PyTorch's `native_layer_norm`).
+pub fn layer_norm(
+    x: &Tensor,
+    normalized_ndim: usize,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    eps: f32,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let op = "layer_norm";
+    let (rows, d, stats_shape, normalized) = layer_norm_layout(op, x, normalized_ndim)?;
+    check_optional(op, "weight", x, weight, &normalized)?;
+    check_optional(op, "bias", x, bias, &normalized)?;
+    check_finite(op, "eps", eps)?;
+    let (mean, invstd) = row_stats(x, rows, d, eps, &stats_shape)?;
+    let at = Indexing::per_row(rows, d);
+    let y = apply(x, &mean, Scale::Invstd(&invstd), (weight, bias), at)?;
+    Ok((y, mean, invstd))
+}
+
+/// Gradients of [`layer_norm`] from `grad_y`, given the forward's input, `weight` and
+/// returned statistics. Returns `(dx, dweight, dbias)`, the last two of the normalized
+/// shape: `Σ dy · xhat` and `Σ dy` over the leading dims, returned even when `weight` is
+/// `None`.
+pub fn layer_norm_backward(
+    grad_y: &Tensor,
+    x: &Tensor,
+    normalized_ndim: usize,
+    weight: Option<&Tensor>,
+    mean: &Tensor,
+    invstd: &Tensor,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let op = "layer_norm_backward";
+    let (rows, d, stats_shape, normalized) = layer_norm_layout(op, x, normalized_ndim)?;
+    check_param(op, "grad_y", x, grad_y, x.shape())?;
+    check_optional(op, "weight", x, weight, &normalized)?;
+    check_param(op, "mean", x, mean, &stats_shape)?;
+    check_param(op, "invstd", x, invstd, &stats_shape)?;
+    let at = Indexing::per_row(rows, d);
+    // dx needs Σ w·dy and Σ w·dy·xhat per row; dweight and dbias are column sums.
+    let per_row = Rows {
+        rows,
+        inner: d,
+        outer: 1,
+        outer_stride: 0,
+    };
+    let saved = Saved {
+        dy: grad_y,
+        x,
+        mean,
+        invstd,
+        weight,
+        at,
+    };
+    let dx = saved.grad_input(&saved.sums(true, per_row, &[rows])?, d, true)?;
+    let per_column = Rows {
+        rows: d,
+        inner: 1,
+        outer: rows,
+        outer_stride: d,
+    };
+    let (dbias, dweight) = saved.sums(false, per_column, &normalized)?;
+    Ok((dx, dweight, dbias))
+}
+
+/// `(N, C, S, channels per group)` of a group norm, checked.
+fn group_norm_layout(
+    op: &str,
+    x: &Tensor,
+    num_groups: usize,
+) -> Result<(usize, usize, usize, usize)> {
+    let (n, c, s) = split_channels(op, x)?;
+    if num_groups == 0 || c % num_groups != 0 {
+        return arg_err!(
+            "{op}: num_groups {num_groups} must divide the {c} channels of input shape {:?}",
+            x.shape()
+        );
+    }
+    if c == 0 || s == 0 {
+        return arg_err!(
+            "{op}: input shape {:?} has no elements per group to normalize",
+            x.shape()
+        );
+    }
+    Ok((n, c, s, c / num_groups))
+}
+
+/// Indexing of group norm: statistics per (sample, group) row of `cg · s` elements,
+/// parameters per channel.
+fn group_norm_indexing(n: usize, g: usize, c: usize, s: usize) -> Indexing {
+    Indexing {
+        stat_div: c / g * s,
+        stat_mod: n * g,
+        affine_div: s,
+        affine_mod: c,
+    }
+}
+
+/// Group normalization (PyTorch's `F.group_norm`) of an `[N, C, ...]` input: the channels
+/// are split into `num_groups` groups and each (sample, group) is normalized over its
+/// channels and trailing dims, then scaled and shifted per channel by `weight` and `bias`
+/// (`[C]`, identity when `None`). Returns `(y, mean, invstd)` with statistics `[N, G]`.
+pub fn group_norm(
+    x: &Tensor,
+    num_groups: usize,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    eps: f32,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let op = "group_norm";
+    let (n, c, s, cg) = group_norm_layout(op, x, num_groups)?;
+    check_optional(op, "weight", x, weight, &[c])?;
+    check_optional(op, "bias", x, bias, &[c])?;
+    check_finite(op, "eps", eps)?;
+    let (mean, invstd) = row_stats(x, n * num_groups, cg * s, eps, &[n, num_groups])?;
+    let at = group_norm_indexing(n, num_groups, c, s);
+    let y = apply(x, &mean, Scale::Invstd(&invstd), (weight, bias), at)?;
+    Ok((y, mean, invstd))
+}
+
+/// Gradients of [`group_norm`] from `grad_y`, given the forward's input, `weight` and
+/// returned statistics. Returns `(dx, dweight, dbias)`, the last two `[C]`: `Σ dy · xhat`
+/// and `Σ dy` per channel, returned even when `weight` is `None`.
+pub fn group_norm_backward(
+    grad_y: &Tensor,
+    x: &Tensor,
+    num_groups: usize,
+    weight: Option<&Tensor>,
+    mean: &Tensor,
+    invstd: &Tensor,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let op = "group_norm_backward";
+    let (n, c, s, cg) = group_norm_layout(op, x, num_groups)?;
+    check_param(op, "grad_y", x, grad_y, x.shape())?;
+    check_optional(op, "weight", x, weight, &[c])?;
+    check_param(op, "mean", x, mean, &[n, num_groups])?;
+    check_param(op, "invstd", x, invstd, &[n, num_groups])?;
+    let at = group_norm_indexing(n, num_groups, c, s);
+    let rows = n * num_groups;
+    let len = cg * s;
+    // dx needs Σ w·dy and Σ w·dy·xhat per (sample, group), the weight varying inside it.
+    let per_group = Rows {
+        rows,
+        inner: len,
+        outer: 1,
+        outer_stride: 0,
+    };
+    let saved = Saved {
+        dy: grad_y,
+        x,
+        mean,
+        invstd,
+        weight,
+        at,
+    };
+    let dx = saved.grad_input(&saved.sums(true, per_group, &[rows])?, len, true)?;
+    let per_channel = Rows {
+        rows: c,
+        inner: s,
+        outer: n,
+        outer_stride: c * s,
+    };
+    let (dbias, dweight) = saved.sums(false, per_channel, &[c])?;
+    Ok((dx, dweight, dbias))
+}
