@@ -137,7 +137,14 @@ fn random_geo(rng: &mut Rng, form: Form) -> (Geo, (usize, usize)) {
             Form::Depthwise => {
                 c_in = pick(rng, &[1, 2, 3, 5, 8]);
                 g = c_in;
-                c_out = c_in * (1 + rng.below(3) as usize);
+                c_out = c_in * pick(rng, &[1, 1, 2]);
+                // The direct kernels compile one pipeline per kernel shape and multiplier
+                // (a second or so each on lavapipe), so the sweep draws from a few shapes,
+                // square and not; dilation sends some to the generic depthwise kernels.
+                k = [(1, 1), (3, 3), (5, 5), (2, 3), (7, 1)][rng.below(5) as usize];
+                if rng.below(4) == 0 {
+                    d = (2, 1 + rng.below(2) as usize);
+                }
             }
             Form::Pointwise => {
                 k = (1, 1);

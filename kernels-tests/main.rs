@@ -4,8 +4,13 @@
 
 mod common;
 
+mod channels;
 mod conv;
+mod dropout;
 mod elementwise;
+mod errors;
+mod linear;
+mod loss;
 mod matmul;
 mod norm;
 mod pool;

@@ -48,9 +48,14 @@ fn main(
     let g = c / p.cin_g;
     let tap0 = (c % p.cin_g) * p.kh * p.kw;
     let rows = (nl * p.groups + g) * p.ho * p.wo; // first dcol row of (sample, group)
+    // Output row oh reads input row oh·stride - pad + ky·dil; invert it. Without dilation
+    // only every stride-th tap can land on this row, starting at (ih + pad) mod stride.
+    let step_h = select(1u, p.stride_h, p.dil_h == 1u);
+    let step_w = select(1u, p.stride_w, p.dil_w == 1u);
+    let first_h = select(0u, (ih + p.pad_h) % p.stride_h, p.dil_h == 1u);
+    let first_w = select(0u, (iw + p.pad_w) % p.stride_w, p.dil_w == 1u);
     var acc = 0.0;
-    for (var ky = 0u; ky < p.kh; ky++) {
-        // Output row oh reads input row oh·stride - pad + ky·dil; invert it.
+    for (var ky = first_h; ky < p.kh; ky += step_h) {
         let num_h = i32(ih + p.pad_h) - i32(ky * p.dil_h);
         if num_h < 0 || u32(num_h) % p.stride_h != 0u {
             continue;
@@ -59,7 +64,7 @@ fn main(
         if oh >= p.ho {
             continue;
         }
-        for (var kx = 0u; kx < p.kw; kx++) {
+        for (var kx = first_w; kx < p.kw; kx += step_w) {
             let num_w = i32(iw + p.pad_w) - i32(kx * p.dil_w);
             if num_w < 0 || u32(num_w) % p.stride_w != 0u {
                 continue;

@@ -1,8 +1,12 @@
 //! Ops: one module per kernel family, mirroring `shaders/`. Each op checks its arguments,
 //! returning an `Err` that names the shapes or values at fault, then records its dispatches.
 
+pub mod channels;
 pub mod conv;
+pub mod dropout;
 pub mod elementwise;
+pub mod linear;
+pub mod loss;
 pub mod matmul;
 pub mod norm;
 pub mod pool;

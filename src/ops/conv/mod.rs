@@ -13,13 +13,18 @@
 //! the input-gradient primitive, its input gradient is the forward primitive, and no
 //! kernel exists twice.
 //!
-//! Each primitive picks a path inside (invisible to the caller): depthwise (groups =
-//! C_in > 1) has its own kernels in `shaders/conv_depthwise.wgsl`; everything else —
-//! pointwise 1×1, grouped (all groups in one launch), dilated, strided — runs as
-//! im2col/col2im plus the matmul kernels, batched over (sample, group).
+//! Each primitive picks a path inside (invisible to the caller), every path one launch (or
+//! a fixed few) for all groups and channels:
+//! - `direct.rs`: depthwise with dilation 1 — a window slid along each row with the
+//!   weights in registers;
+//! - `depthwise.rs`: the depthwise cases `direct` does not take (dilated; the input
+//!   gradient of a strided one);
+//! - `gemm.rs`: everything else — standard, pointwise 1×1, dilated, large groups — as
+//!   im2col/col2im plus the matmul kernels, batched over (sample, group).
 
 mod cases;
 mod depthwise;
+mod direct;
 mod gemm;
 
 pub use cases::ConvCase;
@@ -299,10 +304,13 @@ fn add_bias(op: &str, y: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     y.add(&b.reshape(&[1, c, 1, 1])?)
 }
 
-// The three primitives, each choosing its path.
+// The three primitives, each choosing its path: the direct kernels for depthwise, the
+// generic depthwise kernels where those do not apply, and the GEMM path for the rest.
 
 fn forward(g: &Geometry, x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    if g.is_depthwise() {
+    if direct::supports(g) {
+        direct::forward(g, x, w)
+    } else if g.is_depthwise() {
         depthwise::forward(g, x, w)
     } else {
         gemm::forward(g, x, w)
@@ -310,7 +318,9 @@ fn forward(g: &Geometry, x: &Tensor, w: &Tensor) -> Result<Tensor> {
 }
 
 fn input_grad(g: &Geometry, dy: &Tensor, w: &Tensor) -> Result<Tensor> {
-    if g.is_depthwise() {
+    if direct::supports_input_grad(g) {
+        direct::input_grad(g, dy, w)
+    } else if g.is_depthwise() {
         depthwise::input_grad(g, dy, w)
     } else {
         gemm::input_grad(g, dy, w)
@@ -318,7 +328,9 @@ fn input_grad(g: &Geometry, dy: &Tensor, w: &Tensor) -> Result<Tensor> {
 }
 
 fn weight_grad(g: &Geometry, x: &Tensor, dy: &Tensor) -> Result<Tensor> {
-    if g.is_depthwise() {
+    if direct::supports(g) {
+        direct::weight_grad(g, x, dy)
+    } else if g.is_depthwise() {
         depthwise::weight_grad(g, x, dy)
     } else {
         gemm::weight_grad(g, x, dy)
