@@ -1,5 +1,5 @@
-// Direct convolution for groups with very few channels (depthwise, with any channel
-// multiplier), dilation 1. Each invocation slides a window of CIG input planes ×
+// Direct convolution for groups with few input channels (depthwise, ResNeXt-style grouped
+// convolutions), dilation 1. Each invocation slides a window of CIG input planes ×
 // KH × KW along one row, so every input value is loaded once per row rather than once per
 // tap, and computes the COG output channels of its group from it with the group's weights
 // in registers. KH, KW, CIG and COG are override constants, so loops
@@ -25,7 +25,12 @@ struct Params {
     stride_w: u32,
     pad_h: u32,
     pad_w: u32,
-    groups: u32,
+    // Invocations work on blocks of COG destination channels; block b reads source group
+    // b / src_div. Depthwise: one block per group (src_div 1). A grouped convolution
+    // whose weights would not fit registers: one block per output channel, src_div =
+    // output channels per group.
+    blocks: u32,
+    src_div: u32,
 }
 
 // forward: (src, weight, dst); weight_grad: (x, dy, dw).
@@ -98,9 +103,9 @@ fn forward(
         return;
     }
     let oh = r % p.h_dst;
-    let g = (r / p.h_dst) % p.groups;
-    let n = r / (p.h_dst * p.groups);
-    let planes = (n * p.c_src + g * CIG) * p.h_src * p.w_src;
+    let b = (r / p.h_dst) % p.blocks;
+    let n = r / (p.h_dst * p.blocks);
+    let planes = (n * p.c_src + (b / p.src_div) * CIG) * p.h_src * p.w_src;
     let top = i32(oh * p.stride_h) - i32(p.pad_h);
     let taps = KH * KW;
 
@@ -108,11 +113,15 @@ fn forward(
     for (var o = 0u; o < COG; o++) {
         for (var i = 0u; i < CIG; i++) {
             for (var t = 0u; t < taps; t++) {
-                var at = ((g * COG + o) * CIG + i) * taps + t;
+                var at = ((b * COG + o) * CIG + i) * taps + t;
                 if FLIP {
-                    // dx from dy: this "o" is an input channel of the convolution and "i"
-                    // an output channel; the weight is stored [g·CIG + i][o] and flipped.
-                    at = ((g * CIG + i) * COG + o) * taps + (taps - 1u - t);
+                    // dx from dy: destination channel b·COG + o is an input channel of the
+                    // convolution (in its group, index (b % src_div)·COG + o of
+                    // COG·src_div) and "i" an output channel of group b / src_div; the
+                    // weight is stored [output channel][input channel in group], flipped.
+                    let group = b / p.src_div;
+                    let in_group = (b % p.src_div) * COG + o;
+                    at = ((group * CIG + i) * COG * p.src_div + in_group) * taps + (taps - 1u - t);
                 }
                 wt[(o * CIG + i) * taps + t] = in1[at];
             }
@@ -122,7 +131,7 @@ fn forward(
     let left = -i32(p.pad_w);
     load_window(&win, planes, top, left);
     let dst_plane = p.h_dst * p.w_dst;
-    let dst_row = ((n * p.c_dst + g * COG) * p.h_dst + oh) * p.w_dst;
+    let dst_row = ((n * p.c_dst + b * COG) * p.h_dst + oh) * p.w_dst;
     for (var ow = 0u; ow < p.w_dst; ow++) {
         for (var o = 0u; o < COG; o++) {
             var acc = 0.0;
@@ -147,12 +156,12 @@ fn weight_grad(
     if co >= p.total {
         return;
     }
-    let g = co / COG;
+    let group = co / COG / p.src_div;
     var sums: array<f32, WINDOW_MAX>;
     for (var r = lid; r < p.n * p.h_dst; r += WG) {
         let oh = r % p.h_dst;
         let n = r / p.h_dst;
-        let planes = (n * p.c_src + g * CIG) * p.h_src * p.w_src;
+        let planes = (n * p.c_src + group * CIG) * p.h_src * p.w_src;
         let top = i32(oh * p.stride_h) - i32(p.pad_h);
         let left = -i32(p.pad_w);
         var win: array<f32, WINDOW_MAX>;

@@ -1,10 +1,15 @@
 // im2col for the GEMM path of convolution: copies each output pixel's receptive field
 // into a row (pixel_major, for the forward product) or each kernel tap's values over all
 // output pixels into a row (tap_major, for the weight gradient). Rows are zero-padded to
-// `row_len` so the matmul kernels can read them as vec4s. Out-of-image taps read 0.
+// `row_len` (a multiple of 4) so the matmul kernels can read them as vec4s. Out-of-image
+// taps read 0.
 //
 // A row of group g holds the taps of its input channels in PyTorch's weight order:
 // k = ci_local·kh·kw + ky·kw + kx.
+//
+// Each invocation writes its row four values at a time (one vec4 store instead of four
+// scalar ones: on CPU adapters every lane-divergent store is a loop over lanes) and walks
+// the row's coordinates incrementally, without a division per element.
 
 struct Params {
     rows: u32,    // invocations: chunk·groups·ho·wo (pixel_major) or chunk·groups·k_g (tap_major)
@@ -25,21 +30,22 @@ struct Params {
     groups: u32,
     cin_g: u32,   // input channels per group
     k_g: u32,     // cin_g·kh·kw
-    row_len: u32, // padded row length of col
+    row_len: u32, // padded row length of col, a multiple of 4
 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> col: array<f32>;
+@group(0) @binding(1) var<storage, read_write> col: array<vec4<f32>>;
 @group(0) @binding(2) var<uniform> p: Params;
 
 const WG: u32 = 64u;
 
-// The input value at (n, c, ih, iw) with ih/iw possibly outside the image (then 0).
+// The input value at (ih, iw) of the plane starting at `plane`, 0 outside the image; the
+// address is clamped so the load is always in bounds and needs no branch.
 fn input_at(plane: u32, ih: i32, iw: i32) -> f32 {
-    if ih < 0 || iw < 0 || ih >= i32(p.h) || iw >= i32(p.w) {
-        return 0.0;
-    }
-    return x[plane + u32(ih) * p.w + u32(iw)];
+    let inside = ih >= 0 && iw >= 0 && ih < i32(p.h) && iw < i32(p.w);
+    let r = u32(clamp(ih, 0, i32(p.h) - 1));
+    let c = u32(clamp(iw, 0, i32(p.w) - 1));
+    return select(0.0, x[plane + r * p.w + c], inside);
 }
 
 @compute @workgroup_size(WG)
@@ -58,19 +64,29 @@ fn pixel_major(
     let n = p.n0 + row / (pixels * p.groups);
     let top = i32((pix / p.wo) * p.stride_h) - i32(p.pad_h);
     let left = i32((pix % p.wo) * p.stride_w) - i32(p.pad_w);
-    var out = row * p.row_len;
-    for (var cl = 0u; cl < p.cin_g; cl++) {
-        let plane = ((n * p.c_in) + g * p.cin_g + cl) * p.h * p.w;
-        for (var ky = 0u; ky < p.kh; ky++) {
-            let ih = top + i32(ky * p.dil_h);
-            for (var kx = 0u; kx < p.kw; kx++) {
-                col[out] = input_at(plane, ih, left + i32(kx * p.dil_w));
-                out++;
+    let plane_size = p.h * p.w;
+    let first_plane = (n * p.c_in + g * p.cin_g) * plane_size;
+    // The tap (channel cl, ky, kx) of the next value.
+    var cl = 0u;
+    var ky = 0u;
+    var kx = 0u;
+    let base = row * (p.row_len / 4u);
+    for (var q = 0u; q < p.row_len / 4u; q++) {
+        var v = vec4<f32>(0.0);
+        for (var j = 0u; j < 4u; j++) {
+            let value = input_at(first_plane + cl * plane_size, top + i32(ky * p.dil_h), left + i32(kx * p.dil_w));
+            v[j] = select(0.0, value, cl < p.cin_g); // past k_g: padding
+            kx++;
+            if kx == p.kw {
+                kx = 0u;
+                ky++;
+                if ky == p.kh {
+                    ky = 0u;
+                    cl++;
+                }
             }
         }
-    }
-    for (var k = p.k_g; k < p.row_len; k++) {
-        col[row * p.row_len + k] = 0.0;
+        col[base + q] = v;
     }
 }
 
@@ -92,15 +108,22 @@ fn tap_major(
     let ky = (k % taps) / p.kw;
     let kx = k % p.kw;
     let plane = ((n * p.c_in) + g * p.cin_g + cl) * p.h * p.w;
-    var out = row * p.row_len;
-    for (var oh = 0u; oh < p.ho; oh++) {
-        let ih = i32(oh * p.stride_h + ky * p.dil_h) - i32(p.pad_h);
-        for (var ow = 0u; ow < p.wo; ow++) {
-            col[out] = input_at(plane, ih, i32(ow * p.stride_w + kx * p.dil_w) - i32(p.pad_w));
-            out++;
+    // The output pixel (oh, ow) of the next value.
+    var oh = 0u;
+    var ow = 0u;
+    let base = row * (p.row_len / 4u);
+    for (var q = 0u; q < p.row_len / 4u; q++) {
+        var v = vec4<f32>(0.0);
+        for (var j = 0u; j < 4u; j++) {
+            let ih = i32(oh * p.stride_h + ky * p.dil_h) - i32(p.pad_h);
+            let iw = i32(ow * p.stride_w + kx * p.dil_w) - i32(p.pad_w);
+            v[j] = select(0.0, input_at(plane, ih, iw), oh < p.ho); // past ho·wo: padding
+            ow++;
+            if ow == p.wo {
+                ow = 0u;
+                oh++;
+            }
         }
-    }
-    for (var j = p.ho * p.wo; j < p.row_len; j++) {
-        col[row * p.row_len + j] = 0.0;
+        col[base + q] = v;
     }
 }

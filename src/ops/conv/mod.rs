@@ -147,7 +147,7 @@ impl Geometry {
         self.cin_g() * self.kh * self.kw
     }
     /// Whether the depthwise kernels apply.
-    fn is_depthwise(&self) -> bool {
+    pub fn is_depthwise(&self) -> bool {
         self.p.groups == self.c_in && self.c_in > 1
     }
 }
