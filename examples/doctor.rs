@@ -5,7 +5,11 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
+use liandan::ops::conv::{Conv2dParams, conv2d};
+use liandan::ops::loss::cross_entropy;
 use liandan::ops::matmul::{MatmulKernel, matmul_with};
+use liandan::ops::norm::batch_norm_train;
+use liandan::ops::pool::{Pool2d, max_pool2d};
 use liandan::{Device, Result, Rng, Tensor};
 
 /// Largest |got - want| relative to max(|want|, 1).
@@ -74,6 +78,83 @@ fn softmax(d: &Device, rng: &mut Rng) -> Result<f64> {
     Ok(max_rel_err(&got, &want))
 }
 
+/// A plain CPU convolution (no padding, stride 1) for the conv self-tests.
+fn conv_reference(
+    x: &[f64],
+    [n, c, h, w]: [usize; 4],
+    wt: &[f64],
+    [co, cg, k, _]: [usize; 4],
+    groups: usize,
+) -> Vec<f64> {
+    let (ho, wo) = (h - k + 1, w - k + 1);
+    let mut y = vec![0.0; n * co * ho * wo];
+    for (o, v) in y.iter_mut().enumerate() {
+        let (b, oc, oh, ow) = (o / (co * ho * wo), o / (ho * wo) % co, o / wo % ho, o % wo);
+        let g = oc / (co / groups);
+        for cl in 0..cg {
+            for ky in 0..k {
+                for kx in 0..k {
+                    let xi = ((b * c + g * cg + cl) * h + oh + ky) * w + ow + kx;
+                    *v += x[xi] * wt[((oc * cg + cl) * k + ky) * k + kx];
+                }
+            }
+        }
+    }
+    y
+}
+
+fn conv(d: &Device, rng: &mut Rng, c: usize, co: usize, groups: usize) -> Result<f64> {
+    let (xs, ws) = ([2, c, 9, 7], [co, c / groups, 3, 3]);
+    let (x, xv) = random(d, rng, &xs)?;
+    let (w, wv) = random(d, rng, &ws)?;
+    let got = conv2d(&x, &w, None, &Conv2dParams::square(1, 0, 1, groups))?.to_vec()?;
+    Ok(max_rel_err(&got, &conv_reference(&xv, xs, &wv, ws, groups)))
+}
+
+fn pool(d: &Device, rng: &mut Rng) -> Result<f64> {
+    let (x, xv) = random(d, rng, &[2, 3, 6, 6])?;
+    let got = max_pool2d(&x, &Pool2d::new((2, 2)))?.0.to_vec()?;
+    let want: Vec<f64> = (0..2 * 3 * 9)
+        .map(|o| {
+            let (plane, oh, ow) = (o / 9, o / 3 % 3, o % 3);
+            let at = |dy: usize, dx: usize| xv[plane * 36 + (2 * oh + dy) * 6 + 2 * ow + dx];
+            at(0, 0).max(at(0, 1)).max(at(1, 0)).max(at(1, 1))
+        })
+        .collect();
+    Ok(max_rel_err(&got, &want))
+}
+
+fn batch_norm(d: &Device, rng: &mut Rng) -> Result<f64> {
+    let (x, xv) = random(d, rng, &[4, 3, 5, 5])?;
+    let (mean, var) = (Tensor::zeros(d, &[3])?, Tensor::ones(d, &[3])?);
+    let got = batch_norm_train(&x, None, None, &mean, &var, 0.1, 1e-5)?
+        .y
+        .to_vec()?;
+    let mut want = vec![0.0; xv.len()];
+    for ch in 0..3 {
+        let idx: Vec<usize> = (0..xv.len()).filter(|i| i / 25 % 3 == ch).collect();
+        let m = idx.iter().map(|&i| xv[i]).sum::<f64>() / idx.len() as f64;
+        let v = idx.iter().map(|&i| (xv[i] - m).powi(2)).sum::<f64>() / idx.len() as f64;
+        for &i in &idx {
+            want[i] = (xv[i] - m) / (v + 1e-5).sqrt();
+        }
+    }
+    Ok(max_rel_err(&got, &want))
+}
+
+fn loss(d: &Device, rng: &mut Rng) -> Result<f64> {
+    let (x, xv) = random(d, rng, &[4, 10])?;
+    let targets = [3, 0, 9, 5];
+    let got = cross_entropy(&x, &targets, 0.1)?.to_vec()?;
+    let mut total = 0.0;
+    for (row, &t) in xv.chunks(10).zip(&targets) {
+        let lse = row.iter().map(|v| v.exp()).sum::<f64>().ln();
+        let mean_nll = row.iter().map(|v| lse - v).sum::<f64>() / 10.0;
+        total += 0.9 * (lse - row[t]) + 0.1 * mean_nll;
+    }
+    Ok(max_rel_err(&got, &[total / 4.0]))
+}
+
 fn main() -> ExitCode {
     let device = match Device::new() {
         Ok(d) => d,
@@ -133,6 +214,12 @@ fn main() -> ExitCode {
             matmul(d, r, MatmulKernel::Tiled)
         }),
         ("softmax (1000 classes)", softmax),
+        ("conv2d 3x3 (im2col + GEMM)", |d, r| conv(d, r, 5, 4, 1)),
+        ("conv2d 3x3 grouped, 2 groups", |d, r| conv(d, r, 4, 6, 2)),
+        ("conv2d 3x3 depthwise (direct)", |d, r| conv(d, r, 6, 6, 6)),
+        ("max_pool2d 2x2", pool),
+        ("batch_norm (training statistics)", batch_norm),
+        ("cross_entropy (label smoothing 0.1)", loss),
     ];
     if s.subgroup_sizes == Some((8, 8)) {
         checks.push(("matmul subgroup-8", |d, r| {
