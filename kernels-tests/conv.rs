@@ -216,6 +216,12 @@ fn values(rng: &mut Rng, shape: &[usize]) -> Vec<f64> {
 /// the reference.
 fn check(rng: &mut Rng, form: Form) {
     let (geo, op) = random_geo(rng, form);
+    check_geo(rng, form, geo, op);
+}
+
+/// Runs `geo` (for Transposed: with output padding `op`) through every GPU entry point
+/// and compares each to the reference.
+fn check_geo(rng: &mut Rng, form: Form, geo: Geo, op: (usize, usize)) {
     let (xv, wv) = (values(rng, &geo.input()), values(rng, &geo.weight()));
     let dyv = values(rng, &geo.output());
     let what = |part: &str| format!("{form:?} {part} {geo:?} op {op:?}");
@@ -398,14 +404,16 @@ fn reference_gradients_match_finite_differences() {
 
 #[test]
 fn bigger_batches_cross_the_scratch_chunks() {
-    // 64 channels of 3×3 taps over 32×32: im2col needs more than one chunk of scratch.
+    // The GEMM path works through the batch in chunks of at most 32 MiB of im2col scratch.
     let mut rng = Rng::new(58);
+    // 9 samples of 128 channels × 9 taps × 32×32 pixels: two chunks for the explicit
+    // forward (24 output channels) and the weight gradient.
     let geo = Geo {
         n: 9,
-        c_in: 64,
+        c_in: 128,
         h: 32,
         w: 32,
-        c_out: 8,
+        c_out: 24,
         ho: 32,
         wo: 32,
         kh: 3,
@@ -415,40 +423,74 @@ fn bigger_batches_cross_the_scratch_chunks() {
         d: (1, 1),
         g: 1,
     };
-    let (xv, wv) = (
-        values(&mut rng, &geo.input()),
-        values(&mut rng, &geo.weight()),
-    );
-    let (x, w) = (to_tensor(&xv, &geo.input()), to_tensor(&wv, &geo.weight()));
-    let y = conv2d(&x, &w, None, &geo.params()).unwrap();
-    let mag = geo.forward(&abs(&xv), &abs(&wv));
-    assert_close_scaled(
-        "chunked forward",
-        &y.to_vec().unwrap(),
-        &geo.forward(&xv, &wv),
-        &mag,
-        1e-4,
-    );
-    let dyv = values(&mut rng, &geo.output());
-    let dy = to_tensor(&dyv, &geo.output());
-    let dw = conv2d_backward_weight(&x, &dy, &geo.weight(), &geo.params()).unwrap();
-    let mag = geo.weight_grad(&abs(&xv), &abs(&dyv));
-    assert_close_scaled(
-        "chunked weight grad",
-        &dw.to_vec().unwrap(),
-        &geo.weight_grad(&xv, &dyv),
-        &mag,
-        1e-4,
-    );
-    let dx = conv2d_backward_input(&dy, &w, &geo.input(), &geo.params()).unwrap();
-    let mag = geo.input_grad(&abs(&dyv), &abs(&wv));
-    assert_close_scaled(
-        "chunked input grad",
-        &dx.to_vec().unwrap(),
-        &geo.input_grad(&dyv, &wv),
-        &mag,
-        1e-4,
-    );
+    check_geo(&mut rng, Form::Standard, geo, (0, 0));
+    // Stride 2, 1024 channels: the col2im input gradient and the weight gradient chunk.
+    let geo = Geo {
+        n: 16,
+        c_in: 1024,
+        h: 16,
+        w: 16,
+        c_out: 4,
+        ho: 8,
+        wo: 8,
+        kh: 3,
+        kw: 3,
+        s: (2, 2),
+        p: (1, 1),
+        d: (1, 1),
+        g: 1,
+    };
+    check_geo(&mut rng, Form::Standard, geo, (0, 0));
+}
+
+#[test]
+fn depthwise_multipliers_past_the_register_budget_split_into_blocks() {
+    // 3×3 with multiplier 8 and 7×7 with multiplier 2 have more weights per group than the
+    // direct kernel holds, so each output channel becomes its own block.
+    let mut rng = Rng::new(59);
+    for (c, mult, k, s) in [(3, 8, 3, 1), (2, 2, 7, 1), (3, 8, 3, 2), (5, 3, 3, 1)] {
+        let (h, w) = (9, 11);
+        let p = k / 2;
+        let (ho, wo) = ((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1);
+        let geo = Geo {
+            n: 2,
+            c_in: c,
+            h,
+            w,
+            c_out: c * mult,
+            ho,
+            wo,
+            kh: k,
+            kw: k,
+            s: (s, s),
+            p: (p, p),
+            d: (1, 1),
+            g: c,
+        };
+        check_geo(&mut rng, Form::Depthwise, geo, (0, 0));
+    }
+}
+
+#[test]
+fn transposed_output_padding_below_dilation() {
+    // PyTorch allows output_padding ≥ stride when it is below the dilation.
+    let mut rng = Rng::new(60);
+    let geo = Geo {
+        n: 2,
+        c_in: 3,
+        h: 8,
+        w: 9,
+        c_out: 4,
+        ho: 3,
+        wo: 4,
+        kh: 3,
+        kw: 3,
+        s: (1, 1),
+        p: (0, 0),
+        d: (2, 2),
+        g: 1,
+    };
+    check_geo(&mut rng, Form::Transposed, geo, (1, 1));
 }
 
 #[test]
@@ -464,6 +506,15 @@ fn bad_arguments_are_errors_naming_the_values() {
         (
             conv2d(&t(&[3, 8, 8]), &t(&[4, 3, 3, 3]), None, &p),
             "[3, 8, 8]",
+        ),
+        (
+            conv2d(
+                &t(&[1, 3, 0, 8]),
+                &t(&[4, 3, 1, 1]),
+                None,
+                &Conv2dParams::square(1, 1, 1, 1),
+            ),
+            "non-zero",
         ),
         (
             conv2d(

@@ -147,3 +147,18 @@ fn empty_inner_dimension_gives_zeros() {
     let b = Tensor::zeros(device(), &[0, 2]).unwrap();
     assert_eq!(a.matmul(&b).unwrap().to_vec().unwrap(), vec![0.0; 6]);
 }
+
+#[test]
+fn batches_past_the_grid_limit_run_in_parts() {
+    // 70,000 products is more than one grid dimension's 65,535 workgroups.
+    let batches = 70_000;
+    let a: Vec<f32> = (0..batches * 2).map(|i| (i % 7) as f32).collect();
+    let b: Vec<f32> = (0..batches * 2).map(|i| (i % 5) as f32 - 2.0).collect();
+    let ta = Tensor::from_slice(device(), &a, &[batches, 1, 2]).unwrap();
+    let tb = Tensor::from_slice(device(), &b, &[batches, 2, 1]).unwrap();
+    let c = ta.matmul(&tb).unwrap().to_vec().unwrap();
+    for z in 0..batches {
+        let want = a[2 * z] * b[2 * z] + a[2 * z + 1] * b[2 * z + 1];
+        assert_eq!(c[z], want, "product {z}");
+    }
+}

@@ -29,12 +29,21 @@ struct Params {
     // Matrix z of C starts at c_offset + z * c_stride floats, rows of n.
     c_offset: u32,
     c_stride: u32,
+    // Matrix number of workgroup row z: z_base + z (a batch past the grid's z limit is
+    // launched in parts).
+    z_base: u32,
+    // With HAS_BIAS, row r of matrix z gets bias[(z % bias_mod)·m + r] added (a
+    // convolution's per-channel bias, fused into the product's epilogue).
+    bias_mod: u32,
 }
 
 @group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> b: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> c: array<f32>;
-@group(0) @binding(3) var<uniform> p: Params;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<uniform> p: Params;
+
+override HAS_BIAS: bool = false;
 
 override WG_Y: u32 = 8u;
 
@@ -46,8 +55,9 @@ fn main(
 ) {
     let row0 = (wid.y * WG_Y + subgroup) * 8u;
     let col0 = (wid.x * 8u + lane) * 8u;
-    let a_base = p.a_offset + (wid.z % p.a_mod) * p.a_stride;
-    let b_base = p.b_offset + (wid.z % p.b_mod) * p.b_stride;
+    let z = p.z_base + wid.z;
+    let a_base = p.a_offset + (z % p.a_mod) * p.a_stride;
+    let b_base = p.b_offset + (z % p.b_mod) * p.b_stride;
 
     // Rows and columns past the edge read the last valid one (always in bounds); their
     // results are not stored.
@@ -90,13 +100,18 @@ fn main(
         acc[15] += a7 * hi;
     }
 
-    let c_base = p.c_offset + wid.z * p.c_stride;
+    let c_base = p.c_offset + z * p.c_stride;
+    let bias_base = (z % p.bias_mod) * p.m;
     for (var r = 0u; r < 8u; r++) {
         let row = row0 + r;
+        var row_bias = 0.0;
+        if HAS_BIAS {
+            row_bias = bias[bias_base + min(row, p.m - 1u)];
+        }
         for (var j = 0u; j < 8u; j++) {
             let col = col0 + j;
             if row < p.m && col < p.n {
-                c[c_base + row * p.n + col] = acc[2u * r + j / 4u][j % 4u];
+                c[c_base + row * p.n + col] = acc[2u * r + j / 4u][j % 4u] + row_bias;
             }
         }
     }

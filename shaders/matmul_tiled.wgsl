@@ -21,12 +21,21 @@ struct Params {
     // Matrix z of C starts at c_offset + z * c_stride floats, rows of n.
     c_offset: u32,
     c_stride: u32,
+    // Matrix number of workgroup row z: z_base + z (a batch past the grid's z limit is
+    // launched in parts).
+    z_base: u32,
+    // With HAS_BIAS, row r of matrix z gets bias[(z % bias_mod)·m + r] added (a
+    // convolution's per-channel bias, fused into the product's epilogue).
+    bias_mod: u32,
 }
 
 @group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> b: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> c: array<f32>;
-@group(0) @binding(3) var<uniform> p: Params;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<uniform> p: Params;
+
+override HAS_BIAS: bool = false;
 
 const TILE: u32 = 64u; // rows and columns of C per workgroup (16 invocations × 4)
 // vec4s of K staged per step; 256 invocations load TILE·K4_TILE vec4s of each operand.
@@ -43,8 +52,9 @@ fn main(
 ) {
     let row0 = wid.y * TILE;
     let col0 = wid.x * TILE;
-    let a_base = p.a_offset + (wid.z % p.a_mod) * p.a_stride;
-    let b_base = p.b_offset + (wid.z % p.b_mod) * p.b_stride;
+    let z = p.z_base + wid.z;
+    let a_base = p.a_offset + (z % p.a_mod) * p.a_stride;
+    let b_base = p.b_offset + (z % p.b_mod) * p.b_stride;
 
     var acc: array<vec4<f32>, 4>; // acc[i][j]: row lid.y·4 + i, column lid.x·4 + j
     for (var k0 = 0u; k0 < p.k4; k0 += K4_TILE) {
@@ -74,13 +84,18 @@ fn main(
         workgroupBarrier();
     }
 
-    let c_base = p.c_offset + wid.z * p.c_stride;
+    let c_base = p.c_offset + z * p.c_stride;
+    let bias_base = (z % p.bias_mod) * p.m;
     for (var i = 0u; i < 4u; i++) {
         let row = row0 + lid.y * 4u + i;
+        var row_bias = 0.0;
+        if HAS_BIAS {
+            row_bias = bias[bias_base + min(row, p.m - 1u)];
+        }
         for (var j = 0u; j < 4u; j++) {
             let col = col0 + lid.x * 4u + j;
             if row < p.m && col < p.n {
-                c[c_base + row * p.n + col] = acc[i][j];
+                c[c_base + row * p.n + col] = acc[i][j] + row_bias;
             }
         }
     }

@@ -100,6 +100,12 @@ pub(crate) struct Packed {
     batch_mod: usize,
 }
 
+impl Packed {
+    pub(crate) fn buffer(&self) -> &crate::gpu::PooledBuffer {
+        self.tensor.buffer()
+    }
+}
+
 /// Brings an operand into the kernels' layout: in place when it already is (dense rows,
 /// K contiguous, everything aligned to vec4s), else through the pack kernel.
 pub(crate) fn pack(t: &Tensor, v: MatrixView) -> Result<Packed> {
@@ -146,7 +152,8 @@ pub(crate) fn pack(t: &Tensor, v: MatrixView) -> Result<Packed> {
 }
 
 /// `batches` products `C[z] = A[z] · B[z]ᵀ` (A: m×k, B: n×k) written to `c` at
-/// `c_offset + z·c_stride` floats in rows of n.
+/// `c_offset + z·c_stride` floats in rows of n. With `bias = Some((t, bias_mod))`, row r of
+/// matrix z gets `t[(z % bias_mod)·m + r]` added in the kernels' epilogue.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm(
     a: &Packed,
@@ -155,38 +162,60 @@ pub(crate) fn gemm(
     (c_offset, c_stride): (usize, usize),
     (m, n, k): (usize, usize, usize),
     batches: usize,
+    bias: Option<(&Tensor, usize)>,
     which: MatmulKernel,
 ) -> Result<()> {
     if m == 0 || n == 0 || batches == 0 {
         return Ok(());
     }
     let which = which.resolve(c.device())?;
-    let (kernel, overrides, tile_rows, tile_cols) = which.launch(m);
-    let grid = Grid::Xyz([
-        n.div_ceil(tile_cols) as u32,
-        m.div_ceil(tile_rows) as u32,
-        batches as u32,
-    ]);
-    c.device().dispatch(
-        kernel,
-        "main",
-        &overrides,
-        &[a.tensor.buffer(), b.tensor.buffer(), c.buffer()],
-        &[
-            m as u32,
-            n as u32,
-            k.div_ceil(4) as u32,
-            a.offset4 as u32,
-            a.stride4 as u32,
-            a.batch_mod as u32,
-            b.offset4 as u32,
-            b.stride4 as u32,
-            b.batch_mod as u32,
-            c_offset as u32,
-            c_stride as u32,
-        ],
-        grid,
-    )
+    let (kernel, [tile_override], tile_rows, tile_cols) = which.launch(m);
+    let overrides = [
+        tile_override,
+        ("HAS_BIAS", f64::from(u8::from(bias.is_some()))),
+    ];
+    // Without a bias any buffer fills the binding; the kernel never reads it.
+    let (bias_buffer, bias_mod) = match bias {
+        Some((t, modulus)) => (t.buffer(), modulus),
+        None => (a.tensor.buffer(), 1),
+    };
+    // A batch past the grid's z limit runs in parts, each naming its first matrix.
+    let max_z = c.device().limits().max_compute_workgroups_per_dimension as usize;
+    for z_base in (0..batches).step_by(max_z) {
+        let grid = Grid::Xyz([
+            n.div_ceil(tile_cols) as u32,
+            m.div_ceil(tile_rows) as u32,
+            (batches - z_base).min(max_z) as u32,
+        ]);
+        c.device().dispatch(
+            kernel,
+            "main",
+            &overrides,
+            &[
+                a.tensor.buffer(),
+                b.tensor.buffer(),
+                c.buffer(),
+                bias_buffer,
+            ],
+            &[
+                m as u32,
+                n as u32,
+                k.div_ceil(4) as u32,
+                a.offset4 as u32,
+                a.stride4 as u32,
+                a.batch_mod as u32,
+                b.offset4 as u32,
+                b.stride4 as u32,
+                b.batch_mod as u32,
+                c_offset as u32,
+                c_stride as u32,
+                z_base as u32,
+                bias_mod as u32,
+            ],
+            grid,
+        )?;
+    }
+    Ok(())
 }
 
 /// `op(a) · op(b)` where `op` transposes the last two dimensions when asked. Leading
@@ -257,7 +286,7 @@ pub fn matmul_with(
     };
     let pa = pack(a, view_a)?;
     let pb = pack(b, view_b)?;
-    gemm(&pa, &pb, &out, (0, m * n), (m, n, k), batches, which)?;
+    gemm(&pa, &pb, &out, (0, m * n), (m, n, k), batches, None, which)?;
     Ok(out)
 }
 

@@ -179,12 +179,37 @@ fn conv_out(
     Ok((size + 2 * p - span) / s + 1)
 }
 
+/// Largest size, stride, padding or dilation accepted: far beyond any real tensor (which
+/// one storage binding bounds anyway), and small enough that no size arithmetic overflows
+/// and every value fits the kernels' 32-bit parameters.
+const MAX_EXTENT: usize = 1 << 24;
+
 fn check_params(op: &str, p: &Conv2dParams) -> Result<()> {
     let (s, d) = (p.stride, p.dilation);
     if s.0 == 0 || s.1 == 0 || d.0 == 0 || d.1 == 0 || p.groups == 0 {
         return arg_err!(
             "{op}: stride {s:?}, dilation {d:?} and groups {} must all be at least 1",
             p.groups
+        );
+    }
+    let all = [s.0, s.1, d.0, d.1, p.padding.0, p.padding.1, p.groups];
+    if all.iter().any(|&v| v > MAX_EXTENT) {
+        return arg_err!("{op}: parameters {p:?} pass the limit of {MAX_EXTENT}");
+    }
+    Ok(())
+}
+
+/// Input and weight sizes must be non-zero (an empty batch is fine) and within
+/// [`MAX_EXTENT`].
+fn check_sizes(op: &str, input: &[usize; 4], weight: &[usize; 4]) -> Result<()> {
+    if input[1..].contains(&0) || weight.contains(&0) {
+        return shape_err!(
+            "{op}: input {input:?} and weight {weight:?} need non-zero channels and sizes"
+        );
+    }
+    if input.iter().chain(weight).any(|&v| v > MAX_EXTENT) {
+        return shape_err!(
+            "{op}: input {input:?} or weight {weight:?} passes the limit of {MAX_EXTENT}"
         );
     }
     Ok(())
@@ -200,6 +225,7 @@ pub(crate) fn conv_geometry(
     check_params(op, p)?;
     let [n, c_in, h, w] = dims4(op, "input", input_shape)?;
     let [c_out, cin_g, kh, kw] = dims4(op, "weight", weight_shape)?;
+    check_sizes(op, &[n, c_in, h, w], &[c_out, cin_g, kh, kw])?;
     let g = p.groups;
     if c_in % g != 0 || c_out % g != 0 {
         return arg_err!(
@@ -213,9 +239,6 @@ pub(crate) fn conv_geometry(
             cin_g,
             c_in / g
         );
-    }
-    if kh == 0 || kw == 0 || c_out == 0 {
-        return shape_err!("{op}: weight {weight_shape:?} has a zero dimension");
     }
     let ho = conv_out(op, "rows", h, kh, p.stride.0, p.padding.0, p.dilation.0)?;
     let wo = conv_out(op, "columns", w, kw, p.stride.1, p.padding.1, p.dilation.1)?;
@@ -245,6 +268,14 @@ fn transpose_geometry(
     check_params(op, &cp)?;
     let [n, cin_t, hi, wi] = dims4(op, "input", input_shape)?;
     let [wc_in, cout_g, kh, kw] = dims4(op, "weight", weight_shape)?;
+    check_sizes(op, &[n, cin_t, hi, wi], &[wc_in, cout_g, kh, kw])?;
+    let op_max = p.output_padding.0.max(p.output_padding.1);
+    if op_max > MAX_EXTENT {
+        return arg_err!(
+            "{op}: output_padding {:?} passes the limit of {MAX_EXTENT}",
+            p.output_padding
+        );
+    }
     let g = p.groups;
     if wc_in != cin_t || cin_t % g != 0 {
         return shape_err!(
@@ -297,23 +328,30 @@ fn check_shape(op: &str, what: &str, got: &[usize], want: &[usize]) -> Result<()
     Ok(())
 }
 
-fn add_bias(op: &str, y: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+/// An error unless `bias` is absent or `[c]` on `x`'s device.
+fn check_bias(op: &str, x: &Tensor, bias: Option<&Tensor>, c: usize) -> Result<()> {
+    let Some(b) = bias else { return Ok(()) };
+    x.check_same_device(b, op)?;
+    check_shape(op, "bias", b.shape(), &[c])
+}
+
+/// `y + bias` per channel, for the paths that do not fuse it (the bias is checked).
+fn add_bias(y: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     let Some(b) = bias else { return Ok(y) };
-    let c = y.shape()[1];
-    check_shape(op, "bias", b.shape(), &[c])?;
-    y.add(&b.reshape(&[1, c, 1, 1])?)
+    y.add(&b.reshape(&[1, y.shape()[1], 1, 1])?)
 }
 
 // The three primitives, each choosing its path: the direct kernels for depthwise, the
 // generic depthwise kernels where those do not apply, and the GEMM path for the rest.
 
-fn forward(g: &Geometry, x: &Tensor, w: &Tensor) -> Result<Tensor> {
+/// The forward with an optional bias `[c_out]` (fused into the GEMM path's epilogue).
+fn forward(g: &Geometry, x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     if direct::supports(g) {
-        direct::forward(g, x, w)
+        add_bias(direct::forward(g, x, w)?, bias)
     } else if g.is_depthwise() {
-        depthwise::forward(g, x, w)
+        add_bias(depthwise::forward(g, x, w)?, bias)
     } else {
-        gemm::forward(g, x, w)
+        gemm::forward(g, x, w, bias)
     }
 }
 
@@ -322,9 +360,63 @@ fn input_grad(g: &Geometry, dy: &Tensor, w: &Tensor) -> Result<Tensor> {
         direct::input_grad(g, dy, w)
     } else if g.is_depthwise() {
         depthwise::input_grad(g, dy, w)
+    } else if let Some(flipped) = flipped_geometry(g) {
+        // At stride 1 the input gradient is itself a convolution of dy, so it takes the
+        // forward paths (implicit GEMM for small groups) instead of GEMM + col2im.
+        forward(&flipped, dy, &flip_weight(g, w)?, None)
     } else {
         gemm::input_grad(g, dy, w)
     }
+}
+
+/// For a stride-1 convolution, the convolution of `dy` that yields its input gradient:
+/// channels swapped per group, kernel rotated 180° (see [`flip_weight`]), padding
+/// `dilation·(k - 1) - padding`. `None` for strided ones (and for padding beyond the
+/// dilated kernel, where the gradient would need negative padding).
+fn flipped_geometry(g: &Geometry) -> Option<Geometry> {
+    let span = |k: usize, d: usize| d * (k - 1);
+    let (sh, sw) = (span(g.kh, g.p.dilation.0), span(g.kw, g.p.dilation.1));
+    if g.p.stride != (1, 1) || g.p.padding.0 > sh || g.p.padding.1 > sw {
+        return None;
+    }
+    Some(Geometry {
+        n: g.n,
+        c_in: g.c_out,
+        h: g.ho,
+        w: g.wo,
+        c_out: g.c_in,
+        ho: g.h,
+        wo: g.w,
+        kh: g.kh,
+        kw: g.kw,
+        p: Conv2dParams {
+            padding: (sh - g.p.padding.0, sw - g.p.padding.1),
+            ..g.p
+        },
+    })
+}
+
+/// The weight of [`flipped_geometry`]'s convolution. Kernel: `shaders/conv_flip.wgsl`.
+fn flip_weight(g: &Geometry, w: &Tensor) -> Result<Tensor> {
+    const FLIP: crate::gpu::Kernel = crate::gpu::kernel!("conv_flip.wgsl");
+    let shape = [g.c_in, g.cout_g(), g.kh, g.kw];
+    let out = w.uninit_like(&shape)?;
+    let total = out.numel();
+    w.device().dispatch(
+        &FLIP,
+        "main",
+        &[],
+        &[w.buffer(), out.buffer()],
+        &[
+            total as u32,
+            g.cin_g() as u32,
+            g.cout_g() as u32,
+            g.kh as u32,
+            g.kw as u32,
+        ],
+        crate::gpu::Grid::for_items(total as u64, 256),
+    )?;
+    Ok(out)
 }
 
 fn weight_grad(g: &Geometry, x: &Tensor, dy: &Tensor) -> Result<Tensor> {
@@ -347,7 +439,8 @@ pub fn conv2d(
 ) -> Result<Tensor> {
     x.check_same_device(weight, "conv2d")?;
     let g = conv_geometry("conv2d", x.shape(), weight.shape(), p)?;
-    add_bias("conv2d", forward(&g, x, weight)?, bias)
+    check_bias("conv2d", x, bias, g.c_out)?;
+    forward(&g, x, weight, bias)
 }
 
 /// Gradient of [`conv2d`] with respect to its input, given the output gradient.
@@ -358,6 +451,7 @@ pub fn conv2d_backward_input(
     p: &Conv2dParams,
 ) -> Result<Tensor> {
     let op = "conv2d_backward_input";
+    grad_out.check_same_device(weight, op)?;
     let g = conv_geometry(op, input_shape, weight.shape(), p)?;
     check_shape(op, "grad_out", grad_out.shape(), &g.output_shape())?;
     input_grad(&g, grad_out, weight)
@@ -371,6 +465,7 @@ pub fn conv2d_backward_weight(
     p: &Conv2dParams,
 ) -> Result<Tensor> {
     let op = "conv2d_backward_weight";
+    x.check_same_device(grad_out, op)?;
     let g = conv_geometry(op, x.shape(), weight_shape, p)?;
     check_shape(op, "grad_out", grad_out.shape(), &g.output_shape())?;
     weight_grad(&g, x, grad_out)
@@ -395,7 +490,8 @@ pub fn conv_transpose2d(
 ) -> Result<Tensor> {
     x.check_same_device(weight, "conv_transpose2d")?;
     let g = transpose_geometry("conv_transpose2d", x.shape(), weight.shape(), p)?;
-    add_bias("conv_transpose2d", input_grad(&g, x, weight)?, bias)
+    check_bias("conv_transpose2d", x, bias, g.c_in)?;
+    add_bias(input_grad(&g, x, weight)?, bias)
 }
 
 /// Gradient of [`conv_transpose2d`] with respect to its input.
@@ -406,9 +502,10 @@ pub fn conv_transpose2d_backward_input(
     p: &ConvTranspose2dParams,
 ) -> Result<Tensor> {
     let op = "conv_transpose2d_backward_input";
+    grad_out.check_same_device(weight, op)?;
     let g = transpose_geometry(op, input_shape, weight.shape(), p)?;
     check_shape(op, "grad_out", grad_out.shape(), &g.input_shape())?;
-    forward(&g, grad_out, weight)
+    forward(&g, grad_out, weight, None)
 }
 
 /// Gradient of [`conv_transpose2d`] with respect to its weight.
@@ -419,6 +516,7 @@ pub fn conv_transpose2d_backward_weight(
     p: &ConvTranspose2dParams,
 ) -> Result<Tensor> {
     let op = "conv_transpose2d_backward_weight";
+    x.check_same_device(grad_out, op)?;
     let g = transpose_geometry(op, x.shape(), weight_shape, p)?;
     check_shape(op, "grad_out", grad_out.shape(), &g.input_shape())?;
     // The transposed conv's output gradient is the convolution's input; its input is the
