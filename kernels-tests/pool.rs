@@ -739,17 +739,3 @@ fn bad_arguments_are_errors_naming_the_values() {
         }
     }
 }
-
-#[test]
-fn both_shaders_carry_the_same_geometry_code() {
-    // pool.wgsl and pool_max.wgsl each hold a copy of the window arithmetic (auto layout
-    // rules out one file with both binding sets); the copies must not drift apart.
-    let section = |text: &'static str| -> &'static str {
-        let start = text.find("// ---- shared pooling geometry").unwrap();
-        let end = text.find("// ---- end of shared pooling geometry").unwrap();
-        &text[start..end]
-    };
-    let avg = include_str!("../shaders/pool.wgsl");
-    let max = include_str!("../shaders/pool_max.wgsl");
-    assert_eq!(section(avg), section(max));
-}

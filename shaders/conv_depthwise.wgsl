@@ -1,3 +1,4 @@
+// requires: workgroup_reduce.wgsl
 // Depthwise convolution (groups = input channels; output channel co reads input channel
 // co / mult), forward and both gradients, each ONE launch for all channels.
 //
@@ -31,7 +32,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<uniform> p: Params;
 
-const WG: u32 = 64u;
+const WG: u32 = REDUCE_WG;
 
 // One invocation per output row (n, co, oh).
 @compute @workgroup_size(WG)
@@ -109,8 +110,6 @@ fn backward_input(
     }
 }
 
-var<workgroup> partial: array<f32, WG>;
-
 // One workgroup per weight (co, ky, kx): sums dy · x over batch and output pixels.
 @compute @workgroup_size(WG)
 fn backward_weight(
@@ -139,15 +138,8 @@ fn backward_weight(
             acc += xv * in1[(n * p.c_out + co) * pixels + j % pixels];
         }
     }
-    partial[lid] = acc;
-    workgroupBarrier();
-    for (var half = WG / 2u; half > 0u; half /= 2u) {
-        if lid < half {
-            partial[lid] += partial[lid + half];
-        }
-        workgroupBarrier();
-    }
+    let total = workgroup_sum(lid, acc);
     if lid == 0u {
-        out[t] = partial[0];
+        out[t] = total;
     }
 }

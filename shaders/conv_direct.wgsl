@@ -1,3 +1,4 @@
+// requires: workgroup_reduce.wgsl
 // Direct convolution for groups with few input channels (depthwise, ResNeXt-style grouped
 // convolutions), dilation 1. Each invocation slides a window of CIG input planes ×
 // KH × KW along one row, so every input value is loaded once per row rather than once per
@@ -49,7 +50,7 @@ override UNIT_STRIDE: bool = true; // stride_w == 1
 // the driver spill the unrolled loops to memory (and compile for seconds).
 const WINDOW_MAX: u32 = 64u;  // CIG·KH·KW
 const WEIGHTS_MAX: u32 = 64u; // COG·CIG·KH·KW
-const WG: u32 = 64u;
+const WG: u32 = REDUCE_WG;
 
 // The source value at (plane, row, col), 0 off the image; the address is clamped so the
 // load is always in bounds and branch-free.
@@ -144,8 +145,6 @@ fn forward(
     }
 }
 
-var<workgroup> partial: array<f32, WG>;
-
 @compute @workgroup_size(WG)
 fn weight_grad(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -177,17 +176,9 @@ fn weight_grad(
     }
     // Reduce each weight's sum over the workgroup, one weight at a time.
     for (var k = 0u; k < CIG * KH * KW; k++) {
-        partial[lid] = sums[k];
-        workgroupBarrier();
-        for (var half = WG / 2u; half > 0u; half /= 2u) {
-            if lid < half {
-                partial[lid] += partial[lid + half];
-            }
-            workgroupBarrier();
-        }
+        let total = workgroup_sum(lid, sums[k]);
         if lid == 0u {
-            out[co * CIG * KH * KW + k] = partial[0];
+            out[co * CIG * KH * KW + k] = total;
         }
-        workgroupBarrier();
     }
 }

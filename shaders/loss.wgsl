@@ -1,3 +1,4 @@
+// requires: workgroup_reduce.wgsl
 // Cross-entropy with label smoothing over rows of logits, one workgroup per row (so rows
 // of 1000 classes are split across the workgroup, as in softmax.wgsl). With m the row
 // maximum and s = Σ exp(x - m), -log p_c = log s - (x_c - m), so
@@ -18,25 +19,8 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<uniform> p: Params;
 
-const WG: u32 = 64u;
+const WG: u32 = REDUCE_WG;
 
-var<workgroup> scratch: array<f32, WG>;
-
-// Combines every invocation's `v` with max (or sum); all invocations get the result.
-fn workgroup_reduce(lid: u32, v: f32, take_max: bool) -> f32 {
-    scratch[lid] = v;
-    workgroupBarrier();
-    for (var half = WG / 2u; half > 0u; half /= 2u) {
-        if lid < half {
-            let other = scratch[lid + half];
-            scratch[lid] = select(scratch[lid] + other, max(scratch[lid], other), take_max);
-        }
-        workgroupBarrier();
-    }
-    let result = scratch[0];
-    workgroupBarrier(); // everyone has read scratch[0] before it is reused
-    return result;
-}
 
 fn row_max(lid: u32, base: u32) -> f32 {
     var m = bitcast<f32>(0xff800000u); // -inf

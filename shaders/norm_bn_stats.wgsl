@@ -1,3 +1,4 @@
+// requires: workgroup_reduce.wgsl
 // Batch norm statistics in training: per channel of an [N, C, S] input, the batch mean,
 // 1 / sqrt(biased variance + eps), and the new running estimates (PyTorch: the running
 // variance takes the unbiased variance, n / (n - 1) times the biased one). One workgroup
@@ -20,24 +21,8 @@ struct Params {
 @group(0) @binding(6) var<storage, read_write> new_running_var: array<f32>;
 @group(0) @binding(7) var<uniform> p: Params;
 
-const WG: u32 = 64u;
+const WG: u32 = REDUCE_WG;
 
-var<workgroup> scratch: array<f32, WG>;
-
-// The sum of every invocation's `v` (a tree in workgroup memory); all invocations get it.
-fn workgroup_sum(lid: u32, v: f32) -> f32 {
-    scratch[lid] = v;
-    workgroupBarrier();
-    for (var half = WG / 2u; half > 0u; half /= 2u) {
-        if lid < half {
-            scratch[lid] += scratch[lid + half];
-        }
-        workgroupBarrier();
-    }
-    let total = scratch[0];
-    workgroupBarrier(); // everyone has read scratch[0] before it is reused
-    return total;
-}
 
 // Offset of the k-th value of channel c: sample k / S, position k % S.
 fn offset(c: u32, k: u32) -> u32 {

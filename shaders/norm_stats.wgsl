@@ -1,3 +1,4 @@
+// requires: workgroup_reduce.wgsl
 // Layer and group norm statistics: the mean and 1 / sqrt(biased variance + eps) of each
 // contiguous row (layer norm: the normalized trailing dims of one sample; group norm: one
 // (sample, group)). One workgroup per row. Two passes, the mean and then the sum of squared
@@ -15,24 +16,8 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> invstd: array<f32>;
 @group(0) @binding(3) var<uniform> p: Params;
 
-const WG: u32 = 64u;
+const WG: u32 = REDUCE_WG;
 
-var<workgroup> scratch: array<f32, WG>;
-
-// The sum of every invocation's `v` (a tree in workgroup memory); all invocations get it.
-fn workgroup_sum(lid: u32, v: f32) -> f32 {
-    scratch[lid] = v;
-    workgroupBarrier();
-    for (var half = WG / 2u; half > 0u; half /= 2u) {
-        if lid < half {
-            scratch[lid] += scratch[lid + half];
-        }
-        workgroupBarrier();
-    }
-    let total = scratch[0];
-    workgroupBarrier(); // everyone has read scratch[0] before it is reused
-    return total;
-}
 
 @compute @workgroup_size(WG)
 fn main(

@@ -1,3 +1,4 @@
+// requires: workgroup_reduce.wgsl
 // Sum / max over a set of axes. The host splits the input's dimensions into kept ones
 // (that index the output) and reduced ones, merging neighbours, and passes both lists
 // with their element strides. `scale` multiplies sums (1/len gives the mean).
@@ -23,7 +24,7 @@ const SUM: u32 = 0u;
 const MAX: u32 = 1u;
 
 const THREAD_WG: u32 = 256u;
-const GROUP_WG: u32 = 64u;
+const GROUP_WG: u32 = REDUCE_WG;
 
 fn identity() -> f32 {
     if OP == MAX {
@@ -90,8 +91,6 @@ fn reduce_thread(
     y[o] = finish(acc);
 }
 
-var<workgroup> partial: array<f32, GROUP_WG>;
-
 // One workgroup per output: for long reductions.
 @compute @workgroup_size(GROUP_WG)
 fn reduce_group(
@@ -108,15 +107,8 @@ fn reduce_group(
     for (var r = lid; r < p.red_len; r += GROUP_WG) {
         acc = combine(acc, x[base + reduced_offset(r)]);
     }
-    partial[lid] = acc;
-    workgroupBarrier();
-    for (var half = GROUP_WG / 2u; half > 0u; half /= 2u) {
-        if lid < half {
-            partial[lid] = combine(partial[lid], partial[lid + half]);
-        }
-        workgroupBarrier();
-    }
+    let total = workgroup_reduce(lid, acc, OP == MAX);
     if lid == 0u {
-        y[o] = finish(partial[0]);
+        y[o] = finish(total);
     }
 }

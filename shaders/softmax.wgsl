@@ -1,3 +1,4 @@
+// requires: workgroup_reduce.wgsl
 // Softmax (or log-softmax when LOG) over the last axis: one workgroup per row, so long
 // rows (1000 classes) are split across the workgroup. Subtracting the row maximum keeps
 // exp from overflowing.
@@ -12,25 +13,8 @@ struct Params {
 @group(0) @binding(2) var<uniform> p: Params;
 
 override LOG: bool = false;
-const WG: u32 = 64u;
+const WG: u32 = REDUCE_WG;
 
-var<workgroup> scratch: array<f32, WG>;
-
-// Combines every invocation's `v` with max (or sum); all invocations get the result.
-fn workgroup_reduce(lid: u32, v: f32, take_max: bool) -> f32 {
-    scratch[lid] = v;
-    workgroupBarrier();
-    for (var half = WG / 2u; half > 0u; half /= 2u) {
-        if lid < half {
-            let other = scratch[lid + half];
-            scratch[lid] = select(scratch[lid] + other, max(scratch[lid], other), take_max);
-        }
-        workgroupBarrier();
-    }
-    let result = scratch[0];
-    workgroupBarrier(); // everyone has read scratch[0] before it is reused
-    return result;
-}
 
 @compute @workgroup_size(WG)
 fn main(

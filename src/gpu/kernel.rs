@@ -26,9 +26,42 @@ macro_rules! kernel {
 }
 pub(crate) use kernel;
 
-/// The full text handed to the compiler: the common helpers, then the file.
+/// Shared WGSL a kernel pulls in with a `// requires: NAME` line. A prelude may use names
+/// its includers declare (pool_window.wgsl uses their uniform `p`), so it is checked as
+/// part of each kernel that requires it, not alone.
+const PRELUDES: &[(&str, &str)] = &[
+    (
+        "workgroup_reduce.wgsl",
+        include_str!("../../shaders/workgroup_reduce.wgsl"),
+    ),
+    (
+        "pool_window.wgsl",
+        include_str!("../../shaders/pool_window.wgsl"),
+    ),
+];
+
+/// Whether `file_name` is a prelude (see [`full_source`]) rather than a kernel.
+pub fn is_prelude(file_name: &str) -> bool {
+    PRELUDES.iter().any(|(name, _)| *name == file_name)
+}
+
+/// The full text handed to the compiler: the common helpers, the preludes the file
+/// requires (`// requires: workgroup_reduce.wgsl`), then the file. An unknown prelude name
+/// is left to fail compilation, naming what is missing.
 pub fn full_source(source: &str) -> String {
-    format!("{COMMON_WGSL}\n{source}")
+    let mut text = String::from(COMMON_WGSL);
+    for line in source.lines() {
+        if let Some(name) = line.trim().strip_prefix("// requires:") {
+            let name = name.trim();
+            match PRELUDES.iter().find(|(n, _)| *n == name) {
+                Some((_, prelude)) => text.push_str(prelude),
+                None => text.push_str(&format!("\nunknown prelude {name}\n")),
+            }
+        }
+    }
+    text.push('\n');
+    text.push_str(source);
+    text
 }
 
 /// A compiled pipeline with the layout of its only bind group.

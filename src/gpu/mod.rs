@@ -11,7 +11,7 @@ mod pool;
 
 pub use device::{AdapterSummary, BackendChoice, Device, DeviceBuilder, DeviceLimits};
 pub use grid::Grid;
-pub use kernel::{COMMON_WGSL, Kernel, full_source};
+pub use kernel::{COMMON_WGSL, Kernel, full_source, is_prelude};
 pub use pool::PoolStats;
 
 pub(crate) use kernel::kernel;
