@@ -125,6 +125,20 @@ fn apply(op: BinaryOp, a: f64, b: f64) -> f64 {
         BinaryOp::Sub => a - b,
         BinaryOp::Mul => a * b,
         BinaryOp::Div => a / b,
+        BinaryOp::ReluGrad => {
+            if b > 0.0 {
+                a
+            } else {
+                0.0
+            }
+        }
+        BinaryOp::Relu6Grad => {
+            if b > 0.0 && b < 6.0 {
+                a
+            } else {
+                0.0
+            }
+        }
     }
 }
 
@@ -144,7 +158,8 @@ fn check_binary(rng: &mut Rng, op: BinaryOp, sa: &[usize], sb: &[usize], out: &[
             vals.iter().map(|&v| v as f64).collect::<Vec<_>>(),
         )
     } else {
-        random_tensor(rng, sb, -4.0, 4.0)
+        // Activation inputs on both sides of relu6's kinks at 0 and 6.
+        random_tensor(rng, sb, -8.0, 8.0)
     };
     let c = binary(&a, &b, op).unwrap();
     assert_eq!(c.shape(), out, "{op:?} {sa:?} {sb:?}");
@@ -159,7 +174,14 @@ fn check_binary(rng: &mut Rng, op: BinaryOp, sa: &[usize], sb: &[usize], out: &[
     assert_close(&format!("{op:?} {sa:?} with {sb:?}"), &got, &want, 1e-5);
 }
 
-const BINARY_OPS: [BinaryOp; 4] = [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div];
+const BINARY_OPS: [BinaryOp; 6] = [
+    BinaryOp::Add,
+    BinaryOp::Sub,
+    BinaryOp::Mul,
+    BinaryOp::Div,
+    BinaryOp::ReluGrad,
+    BinaryOp::Relu6Grad,
+];
 
 #[test]
 fn binary_ops_broadcast_the_cnn_cases() {
@@ -192,7 +214,7 @@ fn binary_ops_broadcast_the_cnn_cases() {
 fn binary_ops_broadcast_random_shapes() {
     let mut rng = Rng::new(14);
     for trial in 0..60 {
-        let op = BINARY_OPS[trial % 4];
+        let op = BINARY_OPS[trial % BINARY_OPS.len()];
         let ndim = 1 + rng.below(5) as usize;
         let out = random_shape(&mut rng, ndim, 30_000);
         // Each operand keeps a random subset of dims (others become 1) and may drop

@@ -4,15 +4,20 @@
 
 mod common;
 
+mod autograd;
 mod channels;
+mod checkpoint;
 mod conv;
 mod dropout;
 mod elementwise;
 mod errors;
+mod guidelines;
 mod linear;
 mod loss;
 mod matmul;
+mod models;
 mod norm;
+mod optim;
 mod pool;
 mod reduce;
 mod runtime;

@@ -23,6 +23,9 @@ const ADD: u32 = 0u;
 const SUB: u32 = 1u;
 const MUL: u32 = 2u;
 const DIV: u32 = 3u;
+// Activation gradients: u = the incoming gradient, v = the activation's input.
+const RELU_GRAD: u32 = 4u;
+const RELU6_GRAD: u32 = 5u;
 
 const WG: u32 = 256u;
 // Consecutive outputs per invocation: many on CPU adapters, where it saves integer
@@ -35,6 +38,9 @@ fn combine(u: f32, v: f32) -> f32 {
         case SUB: { return u - v; }
         case MUL: { return u * v; }
         case DIV: { return u / v; }
+        // PyTorch's conventions: the gradient is 0 at the kinks (x = 0, x = 6).
+        case RELU_GRAD: { return select(0.0, u, v > 0.0); }
+        case RELU6_GRAD: { return select(0.0, u, v > 0.0 && v < 6.0); }
         default: { return u; }
     }
 }

@@ -20,9 +20,17 @@
 
 #![warn(missing_docs)]
 
+pub mod autograd;
+pub mod bench;
+pub mod data;
 pub mod error;
 pub mod gpu;
+pub mod io;
+pub mod models;
+pub mod nn;
 pub mod ops;
+pub mod optim;
+pub mod report;
 pub mod rng;
 pub mod tensor;
 

@@ -65,6 +65,10 @@ pub enum BinaryOp {
     Mul = 2,
     /// `a / b`
     Div = 3,
+    /// `a · [b > 0]`: the gradient `a` of `relu` at input `b`.
+    ReluGrad = 4,
+    /// `a · [0 < b < 6]`: the gradient `a` of `relu6` at input `b`.
+    Relu6Grad = 5,
 }
 
 /// Writes `value` to every element of `t` (records the fill; `t` is otherwise unchanged

@@ -1,0 +1,541 @@
+//! The autograd tape: ops on tracked values ([`Var`]) are recorded on a [`Tape`] as a
+//! closed enum ([`Op`]); [`Tape::backward`] walks the tape in reverse and applies each op's
+//! backward rule, which sits right beside it in [`Tape::backward_op`]. Creation order is a
+//! topological order, so no graph sort is needed. A value used by several ops accumulates
+//! its gradients. A tape made with [`Tape::no_grad`] records nothing (inference).
+//!
+//! The ops' forward and backward kernels live in `crate::ops`; this module only decides
+//! which to call and keeps what the backward passes need.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt::Write;
+
+use crate::error::{Result, arg_err};
+use crate::ops::conv::{
+    Conv2dParams, conv_backward_bias, conv2d, conv2d_backward_input, conv2d_backward_weight,
+};
+use crate::ops::dropout::{dropout, dropout_backward};
+use crate::ops::elementwise::{BinaryOp, binary};
+use crate::ops::linear::{linear, linear_backward};
+use crate::ops::loss::{cross_entropy, cross_entropy_backward};
+use crate::ops::norm::{batch_norm_backward, batch_norm_train};
+use crate::ops::pool::global_avg_pool2d_backward;
+use crate::tensor::Tensor;
+
+/// A value on a tape: the tensor and the number of the node that made it.
+#[derive(Clone, Debug)]
+pub struct Var {
+    id: Option<usize>, // None: not recorded (a no_grad tape)
+    value: Tensor,
+}
+
+impl Var {
+    /// The tensor this value holds.
+    pub fn value(&self) -> &Tensor {
+        &self.value
+    }
+
+    /// Its shape.
+    pub fn shape(&self) -> &[usize] {
+        self.value.shape()
+    }
+}
+
+/// One recorded operation: its inputs (node numbers, as `x`, `w`, `a`...) and what its
+/// backward rule needs.
+#[derive(Debug)]
+#[allow(missing_docs)] // the fields are node numbers and the saved values named above
+pub enum Op {
+    /// An input or a parameter (named); gradients stop here.
+    Leaf { name: Option<String> },
+    /// `conv2d(x, w) + b`.
+    Conv2d {
+        x: usize,
+        w: usize,
+        b: Option<usize>,
+        p: Conv2dParams,
+    },
+    /// Batch norm in training mode, with the batch statistics the backward needs.
+    BatchNorm {
+        x: usize,
+        weight: usize,
+        bias: usize,
+        save_mean: Tensor,
+        save_invstd: Tensor,
+    },
+    /// `max(x, 0)`.
+    Relu { x: usize },
+    /// `min(max(x, 0), 6)`.
+    Relu6 { x: usize },
+    /// `a + b` with broadcasting.
+    Add { a: usize, b: usize },
+    /// Mean over H×W: `[N, C, H, W]` → `[N, C, 1, 1]`.
+    GlobalAvgPool { x: usize },
+    /// A new shape for the same data.
+    Reshape { x: usize },
+    /// Dropout with its kept-element mask (`None`: identity).
+    Dropout {
+        x: usize,
+        mask: Option<Tensor>,
+        p: f32,
+    },
+    /// `x · Wᵀ + b`.
+    Linear {
+        x: usize,
+        w: usize,
+        b: Option<usize>,
+    },
+    /// Mean cross-entropy with label smoothing.
+    CrossEntropy {
+        logits: usize,
+        targets: Vec<usize>,
+        smoothing: f32,
+    },
+}
+
+impl Op {
+    /// The node numbers this op reads.
+    fn inputs(&self) -> Vec<usize> {
+        match self {
+            Op::Leaf { .. } => vec![],
+            Op::Conv2d { x, w, b, .. } | Op::Linear { x, w, b } => {
+                [Some(*x), Some(*w), *b].into_iter().flatten().collect()
+            }
+            Op::BatchNorm {
+                x, weight, bias, ..
+            } => vec![*x, *weight, *bias],
+            Op::Add { a, b } => vec![*a, *b],
+            Op::Relu { x }
+            | Op::Relu6 { x }
+            | Op::GlobalAvgPool { x }
+            | Op::Reshape { x }
+            | Op::Dropout { x, .. } => vec![*x],
+            Op::CrossEntropy { logits, .. } => vec![*logits],
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Op::Leaf { name: Some(n) } => format!("param {n}"),
+            Op::Leaf { name: None } => "input".into(),
+            Op::Conv2d { p, .. } => format!(
+                "conv2d stride {:?} pad {:?} dil {:?} groups {}",
+                p.stride, p.padding, p.dilation, p.groups
+            ),
+            Op::BatchNorm { .. } => "batch_norm".into(),
+            Op::Relu { .. } => "relu".into(),
+            Op::Relu6 { .. } => "relu6".into(),
+            Op::Add { .. } => "add".into(),
+            Op::GlobalAvgPool { .. } => "global_avg_pool".into(),
+            Op::Reshape { .. } => "reshape".into(),
+            Op::Dropout { p, .. } => format!("dropout p={p}"),
+            Op::Linear { .. } => "linear".into(),
+            Op::CrossEntropy { smoothing, .. } => format!("cross_entropy smoothing={smoothing}"),
+        }
+    }
+}
+
+struct Node {
+    op: Op,
+    value: Tensor,
+}
+
+/// The record of one forward pass. Not shared between threads: make one per step.
+pub struct Tape {
+    nodes: RefCell<Vec<Node>>,
+    recording: bool,
+}
+
+impl Default for Tape {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Gradients by node, from [`Tape::backward`].
+pub struct Gradients {
+    by_node: Vec<Option<Tensor>>,
+    names: Vec<(String, usize)>,
+}
+
+impl Gradients {
+    /// The gradient of `v`, if the loss depends on it.
+    pub fn get(&self, v: &Var) -> Option<&Tensor> {
+        v.id.and_then(|i| self.by_node.get(i)?.as_ref())
+    }
+
+    /// The gradients of the named leaves (parameters), by name: what an optimizer takes.
+    /// A name put on the tape twice (a layer applied twice) gets the sum of both.
+    pub fn by_name(&self) -> Result<HashMap<String, Tensor>> {
+        let mut out: HashMap<String, Tensor> = HashMap::new();
+        for (name, id) in &self.names {
+            if let Some(g) = &self.by_node[*id] {
+                let total = match out.remove(name) {
+                    Some(sum) => sum.add(g)?,
+                    None => g.clone(),
+                };
+                out.insert(name.clone(), total);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Tape {
+    /// A tape that records every op.
+    pub fn new() -> Self {
+        Self {
+            nodes: RefCell::new(Vec::new()),
+            recording: true,
+        }
+    }
+
+    /// A tape that records nothing: ops just compute (evaluation, inference).
+    pub fn no_grad() -> Self {
+        Self {
+            nodes: RefCell::new(Vec::new()),
+            recording: false,
+        }
+    }
+
+    /// Whether ops are recorded.
+    pub fn is_recording(&self) -> bool {
+        self.recording
+    }
+
+    fn push(&self, op: Op, value: Tensor) -> Var {
+        if !self.recording {
+            return Var { id: None, value };
+        }
+        let mut nodes = self.nodes.borrow_mut();
+        nodes.push(Node {
+            op,
+            value: value.clone(),
+        });
+        Var {
+            id: Some(nodes.len() - 1),
+            value,
+        }
+    }
+
+    fn id(&self, v: &Var, what: &str) -> Result<usize> {
+        match v.id {
+            Some(id) if id < self.nodes.borrow().len() => Ok(id),
+            _ => arg_err!(
+                "autograd: {what} of shape {:?} is not recorded on this tape (made on another \
+                 tape, or on a no_grad one)",
+                v.shape()
+            ),
+        }
+    }
+
+    /// An input value: gradients flow to it but nothing is trained.
+    pub fn input(&self, value: Tensor) -> Var {
+        self.push(Op::Leaf { name: None }, value)
+    }
+
+    /// A parameter: its gradient is reported under `name` by [`Gradients::by_name`].
+    pub fn param(&self, name: &str, value: Tensor) -> Var {
+        self.push(
+            Op::Leaf {
+                name: Some(name.to_string()),
+            },
+            value,
+        )
+    }
+
+    // The recorded ops. Each computes its value with `crate::ops` and records what its
+    // backward rule (in `backward_op`) needs. Untracked tapes skip the bookkeeping.
+
+    /// `conv2d(x, w) + b`.
+    pub fn conv2d(&self, x: &Var, w: &Var, b: Option<&Var>, p: &Conv2dParams) -> Result<Var> {
+        let y = conv2d(&x.value, &w.value, b.map(|b| &b.value), p)?;
+        if !self.recording {
+            return Ok(Var { id: None, value: y });
+        }
+        let op = Op::Conv2d {
+            x: self.id(x, "conv2d input")?,
+            w: self.id(w, "conv2d weight")?,
+            b: b.map(|b| self.id(b, "conv2d bias")).transpose()?,
+            p: *p,
+        };
+        Ok(self.push(op, y))
+    }
+
+    /// Batch norm in training mode with affine `weight` and `bias`; returns the output and
+    /// the new running mean and variance (momentum 0.1 semantics are the caller's choice).
+    #[allow(clippy::too_many_arguments)]
+    pub fn batch_norm_train(
+        &self,
+        x: &Var,
+        weight: &Var,
+        bias: &Var,
+        running_mean: &Tensor,
+        running_var: &Tensor,
+        momentum: f32,
+        eps: f32,
+    ) -> Result<(Var, Tensor, Tensor)> {
+        let r = batch_norm_train(
+            &x.value,
+            Some(&weight.value),
+            Some(&bias.value),
+            running_mean,
+            running_var,
+            momentum,
+            eps,
+        )?;
+        if !self.recording {
+            return Ok((
+                Var {
+                    id: None,
+                    value: r.y,
+                },
+                r.running_mean,
+                r.running_var,
+            ));
+        }
+        let op = Op::BatchNorm {
+            x: self.id(x, "batch_norm input")?,
+            weight: self.id(weight, "batch_norm weight")?,
+            bias: self.id(bias, "batch_norm bias")?,
+            save_mean: r.save_mean,
+            save_invstd: r.save_invstd,
+        };
+        Ok((self.push(op, r.y), r.running_mean, r.running_var))
+    }
+
+    /// A value computed outside the tape (e.g. eval-mode batch norm): no gradient flows
+    /// through it.
+    pub fn constant(&self, value: Tensor) -> Var {
+        self.push(Op::Leaf { name: None }, value)
+    }
+
+    /// `max(x, 0)`.
+    pub fn relu(&self, x: &Var) -> Result<Var> {
+        let y = x.value.relu()?;
+        self.unary(x, y, |x| Op::Relu { x })
+    }
+
+    /// `min(max(x, 0), 6)`.
+    pub fn relu6(&self, x: &Var) -> Result<Var> {
+        let y = x.value.relu6()?;
+        self.unary(x, y, |x| Op::Relu6 { x })
+    }
+
+    /// Mean over H×W: `[N, C, H, W]` → `[N, C, 1, 1]`.
+    pub fn global_avg_pool(&self, x: &Var) -> Result<Var> {
+        let y = x.value.global_avg_pool2d()?;
+        self.unary(x, y, |x| Op::GlobalAvgPool { x })
+    }
+
+    /// The same data under `shape`.
+    pub fn reshape(&self, x: &Var, shape: &[usize]) -> Result<Var> {
+        let y = x.value.reshape(shape)?;
+        self.unary(x, y, |x| Op::Reshape { x })
+    }
+
+    /// Dropout with probability `p` (identity unless `training`), seeded.
+    pub fn dropout(&self, x: &Var, p: f32, training: bool, seed: u64) -> Result<Var> {
+        let (y, mask) = dropout(&x.value, p, training, seed)?;
+        self.unary(x, y, |x| Op::Dropout { x, mask, p })
+    }
+
+    fn unary(&self, x: &Var, y: Tensor, op: impl FnOnce(usize) -> Op) -> Result<Var> {
+        if !self.recording {
+            return Ok(Var { id: None, value: y });
+        }
+        let x = self.id(x, "input")?;
+        Ok(self.push(op(x), y))
+    }
+
+    /// `a + b` with broadcasting.
+    pub fn add(&self, a: &Var, b: &Var) -> Result<Var> {
+        let y = a.value.add(&b.value)?;
+        if !self.recording {
+            return Ok(Var { id: None, value: y });
+        }
+        let op = Op::Add {
+            a: self.id(a, "add operand")?,
+            b: self.id(b, "add operand")?,
+        };
+        Ok(self.push(op, y))
+    }
+
+    /// `x · Wᵀ + b`.
+    pub fn linear(&self, x: &Var, w: &Var, b: Option<&Var>) -> Result<Var> {
+        let y = linear(&x.value, &w.value, b.map(|b| &b.value))?;
+        if !self.recording {
+            return Ok(Var { id: None, value: y });
+        }
+        let op = Op::Linear {
+            x: self.id(x, "linear input")?,
+            w: self.id(w, "linear weight")?,
+            b: b.map(|b| self.id(b, "linear bias")).transpose()?,
+        };
+        Ok(self.push(op, y))
+    }
+
+    /// Mean cross-entropy of `logits [N, C]` against class indices, with label smoothing.
+    pub fn cross_entropy(&self, logits: &Var, targets: &[usize], smoothing: f32) -> Result<Var> {
+        let y = cross_entropy(&logits.value, targets, smoothing)?;
+        if !self.recording {
+            return Ok(Var { id: None, value: y });
+        }
+        let op = Op::CrossEntropy {
+            logits: self.id(logits, "cross_entropy logits")?,
+            targets: targets.to_vec(),
+            smoothing,
+        };
+        Ok(self.push(op, y))
+    }
+
+    /// Gradients of the one-element `loss` with respect to every recorded value it
+    /// depends on.
+    pub fn backward(&self, loss: &Var) -> Result<Gradients> {
+        let root = self.id(loss, "loss")?;
+        if loss.value.numel() != 1 {
+            return arg_err!(
+                "autograd: backward needs a one-element loss, got shape {:?}",
+                loss.shape()
+            );
+        }
+        let nodes = self.nodes.borrow();
+        let mut grads: Vec<Option<Tensor>> = vec![None; nodes.len()];
+        grads[root] = Some(Tensor::ones(loss.value.device(), loss.shape())?);
+        for id in (0..=root).rev() {
+            let Some(g) = grads[id].take() else { continue };
+            for (input, grad) in self.backward_op(&nodes, &nodes[id].op, &g)? {
+                grads[input] = Some(match grads[input].take() {
+                    Some(sum) => sum.add(&grad)?, // used by several ops: accumulate
+                    None => grad,
+                });
+            }
+            grads[id] = Some(g);
+        }
+        let names = nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| match &n.op {
+                Op::Leaf { name: Some(name) } => Some((name.clone(), i)),
+                _ => None,
+            })
+            .collect();
+        Ok(Gradients {
+            by_node: grads,
+            names,
+        })
+    }
+
+    /// The backward rule of `op`: the gradient for each input, given the output's `g`.
+    fn backward_op(&self, nodes: &[Node], op: &Op, g: &Tensor) -> Result<Vec<(usize, Tensor)>> {
+        let value = |i: usize| &nodes[i].value;
+        Ok(match op {
+            Op::Leaf { .. } => vec![],
+            Op::Conv2d { x, w, b, p } => {
+                let mut out = vec![
+                    (
+                        *x,
+                        conv2d_backward_input(g, value(*w), value(*x).shape(), p)?,
+                    ),
+                    (
+                        *w,
+                        conv2d_backward_weight(value(*x), g, value(*w).shape(), p)?,
+                    ),
+                ];
+                if let Some(b) = b {
+                    out.push((*b, conv_backward_bias(g)?));
+                }
+                out
+            }
+            Op::BatchNorm {
+                x,
+                weight,
+                bias,
+                save_mean,
+                save_invstd,
+            } => {
+                let (dx, dw, db) = batch_norm_backward(
+                    g,
+                    value(*x),
+                    Some(value(*weight)),
+                    save_mean,
+                    save_invstd,
+                )?;
+                vec![(*x, dx), (*weight, dw), (*bias, db)]
+            }
+            Op::Relu { x } => vec![(*x, binary(g, value(*x), BinaryOp::ReluGrad)?)],
+            Op::Relu6 { x } => vec![(*x, binary(g, value(*x), BinaryOp::Relu6Grad)?)],
+            Op::Add { a, b } => vec![
+                (*a, sum_to_shape(g, value(*a).shape())?),
+                (*b, sum_to_shape(g, value(*b).shape())?),
+            ],
+            Op::GlobalAvgPool { x } => {
+                vec![(*x, global_avg_pool2d_backward(g, value(*x).shape())?)]
+            }
+            Op::Reshape { x } => vec![(*x, g.reshape(value(*x).shape())?)],
+            Op::Dropout { x, mask, p } => match mask {
+                Some(mask) => vec![(*x, dropout_backward(g, mask, *p)?)],
+                None => vec![(*x, g.clone())],
+            },
+            Op::Linear { x, w, b } => {
+                let (dx, dw, db) = linear_backward(value(*x), value(*w), g)?;
+                let mut out = vec![(*x, dx), (*w, dw)];
+                if let Some(b) = b {
+                    out.push((*b, db));
+                }
+                out
+            }
+            Op::CrossEntropy {
+                logits,
+                targets,
+                smoothing,
+            } => {
+                // The rule for a unit incoming gradient, scaled by the actual one (a
+                // one-element tensor that stays on the device).
+                let unit = cross_entropy_backward(value(*logits), targets, *smoothing, 1.0)?;
+                vec![(*logits, unit.mul(g)?)]
+            }
+        })
+    }
+
+    /// One line per recorded op: number, op, inputs and output shape — the model's graph.
+    pub fn dump(&self) -> String {
+        let mut text = String::new();
+        for (i, node) in self.nodes.borrow().iter().enumerate() {
+            let inputs = node.op.inputs();
+            let _ = writeln!(
+                text,
+                "#{i:<4} {} {inputs:?} -> {:?}",
+                node.op.name(),
+                node.value.shape()
+            );
+        }
+        text
+    }
+
+    /// How many ops are recorded.
+    pub fn len(&self) -> usize {
+        self.nodes.borrow().len()
+    }
+
+    /// Whether nothing is recorded.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// `g` summed over the dimensions a broadcast expanded, so it has `shape` again.
+fn sum_to_shape(g: &Tensor, shape: &[usize]) -> Result<Tensor> {
+    if g.shape() == shape {
+        return Ok(g.clone());
+    }
+    let lead = g.ndim() - shape.len();
+    let axes: Vec<usize> = (0..g.ndim())
+        .filter(|&d| d < lead || (shape[d - lead] == 1 && g.shape()[d] != 1))
+        .collect();
+    if axes.is_empty() {
+        return g.reshape(shape);
+    }
+    g.sum(&axes, true)?.reshape(shape)
+}

@@ -1,0 +1,291 @@
+//! Layers: each registers its tensors in a [`ParamStore`] under PyTorch's dotted names at
+//! construction, initialized as torchvision does, and reads them from the store at each
+//! forward — so an optimizer or a checkpoint can replace them between steps.
+
+use crate::autograd::{Tape, Var};
+use crate::error::Result;
+use crate::gpu::Device;
+use crate::nn::ParamStore;
+use crate::ops::conv::Conv2dParams;
+use crate::ops::norm::batch_norm_eval;
+use crate::rng::Rng;
+use crate::tensor::Tensor;
+
+/// What a forward pass needs besides its input: the tape, the parameters, the mode.
+pub struct Ctx<'a> {
+    /// Where ops are recorded (a `Tape::no_grad()` one for evaluation).
+    pub tape: &'a Tape,
+    /// The model's tensors; batch norm writes its running statistics back in training.
+    pub store: &'a mut ParamStore,
+    /// Training mode: batch statistics in batch norm, dropout active.
+    pub train: bool,
+    /// Seeds dropout; advanced at every dropout layer so each draws a fresh mask.
+    seed: u64,
+}
+
+impl<'a> Ctx<'a> {
+    /// A context for one forward pass; `seed` fixes the dropout masks of this pass.
+    pub fn new(tape: &'a Tape, store: &'a mut ParamStore, train: bool, seed: u64) -> Self {
+        Self {
+            tape,
+            store,
+            train,
+            seed,
+        }
+    }
+
+    /// The stored tensor `name` as a tape leaf whose gradient is reported under `name`.
+    pub fn param(&self, name: &str) -> Result<Var> {
+        Ok(self.tape.param(name, self.store.get(name)?.clone()))
+    }
+
+    fn next_seed(&mut self) -> u64 {
+        self.seed = self
+            .seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.seed
+    }
+}
+
+/// Normal(0, std) values from `rng`.
+fn normal(device: &Device, rng: &mut Rng, shape: &[usize], std: f64) -> Result<Tensor> {
+    let n = shape.iter().product();
+    let data: Vec<f32> = (0..n).map(|_| (rng.normal() * std) as f32).collect();
+    Tensor::from_vec(device, data, shape)
+}
+
+/// 2-D convolution. Weight init: kaiming-normal with fan_out (std = √(2 / (C_out·kH·kW))),
+/// bias zeros — torchvision's init for its classification models.
+pub struct Conv2d {
+    name: String,
+    params: Conv2dParams,
+    bias: bool,
+}
+
+impl Conv2d {
+    /// Registers `<name>.weight` `[c_out, c_in/groups, k, k]` (and `<name>.bias`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        store: &mut ParamStore,
+        device: &Device,
+        rng: &mut Rng,
+        name: &str,
+        (c_in, c_out, k): (usize, usize, usize),
+        params: Conv2dParams,
+        bias: bool,
+    ) -> Result<Self> {
+        let groups = params.groups.max(1);
+        let shape = [c_out, c_in / groups, k, k];
+        let std = (2.0 / (c_out * k * k) as f64).sqrt();
+        store.insert_param(format!("{name}.weight"), normal(device, rng, &shape, std)?)?;
+        if bias {
+            store.insert_param(format!("{name}.bias"), Tensor::zeros(device, &[c_out])?)?;
+        }
+        Ok(Self {
+            name: name.to_string(),
+            params,
+            bias,
+        })
+    }
+
+    /// `conv2d(x, weight) + bias`.
+    pub fn forward(&self, ctx: &mut Ctx, x: &Var) -> Result<Var> {
+        let w = ctx.param(&format!("{}.weight", self.name))?;
+        let b = if self.bias {
+            Some(ctx.param(&format!("{}.bias", self.name))?)
+        } else {
+            None
+        };
+        ctx.tape.conv2d(x, &w, b.as_ref(), &self.params)
+    }
+}
+
+/// Batch norm over channels (`[N, C, H, W]`), PyTorch's defaults: eps 1e-5, momentum
+/// 0.1, weight ones, bias zeros, running mean zeros, running variance ones.
+pub struct BatchNorm2d {
+    name: String,
+    eps: f32,
+    momentum: f32,
+}
+
+impl BatchNorm2d {
+    /// Registers `<name>.weight`, `.bias` (parameters) and `.running_mean`, `.running_var`
+    /// (buffers).
+    pub fn new(
+        store: &mut ParamStore,
+        device: &Device,
+        name: &str,
+        channels: usize,
+    ) -> Result<Self> {
+        store.insert_param(format!("{name}.weight"), Tensor::ones(device, &[channels])?)?;
+        store.insert_param(format!("{name}.bias"), Tensor::zeros(device, &[channels])?)?;
+        store.insert_buffer(
+            format!("{name}.running_mean"),
+            Tensor::zeros(device, &[channels])?,
+        )?;
+        store.insert_buffer(
+            format!("{name}.running_var"),
+            Tensor::ones(device, &[channels])?,
+        )?;
+        Ok(Self {
+            name: name.to_string(),
+            eps: 1e-5,
+            momentum: 0.1,
+        })
+    }
+
+    /// Training: batch statistics (recorded), running statistics updated in the store.
+    /// Evaluation: running statistics, and no gradient flows through.
+    pub fn forward(&self, ctx: &mut Ctx, x: &Var) -> Result<Var> {
+        let key = |s: &str| format!("{}.{s}", self.name);
+        let (mean, var) = (
+            ctx.store.get(&key("running_mean"))?.clone(),
+            ctx.store.get(&key("running_var"))?.clone(),
+        );
+        if ctx.train {
+            let (w, b) = (ctx.param(&key("weight"))?, ctx.param(&key("bias"))?);
+            let (y, new_mean, new_var) =
+                ctx.tape
+                    .batch_norm_train(x, &w, &b, &mean, &var, self.momentum, self.eps)?;
+            ctx.store.set(&key("running_mean"), new_mean)?;
+            ctx.store.set(&key("running_var"), new_var)?;
+            return Ok(y);
+        }
+        let (w, b) = (ctx.store.get(&key("weight"))?, ctx.store.get(&key("bias"))?);
+        let y = batch_norm_eval(x.value(), Some(w), Some(b), &mean, &var, self.eps)?;
+        Ok(ctx.tape.constant(y))
+    }
+}
+
+/// `x · Wᵀ + b`, weight `[out, in]` from Normal(0, `std`), bias zeros (torchvision's
+/// MobileNetV2 classifier uses std 0.01).
+pub struct Linear {
+    name: String,
+}
+
+impl Linear {
+    /// Registers `<name>.weight` `[out, in]` and `<name>.bias` `[out]`.
+    pub fn new(
+        store: &mut ParamStore,
+        device: &Device,
+        rng: &mut Rng,
+        name: &str,
+        (inputs, outputs): (usize, usize),
+        std: f64,
+    ) -> Result<Self> {
+        store.insert_param(
+            format!("{name}.weight"),
+            normal(device, rng, &[outputs, inputs], std)?,
+        )?;
+        store.insert_param(format!("{name}.bias"), Tensor::zeros(device, &[outputs])?)?;
+        Ok(Self {
+            name: name.to_string(),
+        })
+    }
+
+    /// `x · Wᵀ + b`.
+    pub fn forward(&self, ctx: &mut Ctx, x: &Var) -> Result<Var> {
+        let w = ctx.param(&format!("{}.weight", self.name))?;
+        let b = ctx.param(&format!("{}.bias", self.name))?;
+        ctx.tape.linear(x, &w, Some(&b))
+    }
+}
+
+/// Dropout with probability `p` in training, identity in evaluation.
+pub struct Dropout {
+    /// Probability of zeroing an element.
+    pub p: f32,
+}
+
+impl Dropout {
+    /// Applies dropout with a fresh seed from the context.
+    pub fn forward(&self, ctx: &mut Ctx, x: &Var) -> Result<Var> {
+        let seed = ctx.next_seed();
+        ctx.tape.dropout(x, self.p, ctx.train, seed)
+    }
+}
+
+/// An activation applied after a layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    /// `max(x, 0)`.
+    Relu,
+    /// `min(max(x, 0), 6)`.
+    Relu6,
+}
+
+impl Activation {
+    /// Applies the activation on the tape.
+    pub fn forward(self, ctx: &mut Ctx, x: &Var) -> Result<Var> {
+        match self {
+            Activation::Relu => ctx.tape.relu(x),
+            Activation::Relu6 => ctx.tape.relu6(x),
+        }
+    }
+}
+
+/// Convolution → batch norm → optional activation (torchvision's `Conv2dNormActivation`):
+/// the conv is `<name>.0`, the norm `<name>.1`, the conv has no bias.
+pub struct ConvBnAct {
+    conv: Conv2d,
+    bn: BatchNorm2d,
+    act: Option<Activation>,
+}
+
+impl ConvBnAct {
+    /// Registers `<name>.0.weight` and `<name>.1.*`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        store: &mut ParamStore,
+        device: &Device,
+        rng: &mut Rng,
+        name: &str,
+        (c_in, c_out, k): (usize, usize, usize),
+        stride: usize,
+        groups: usize,
+        act: Option<Activation>,
+    ) -> Result<Self> {
+        Self::with_names(
+            store,
+            device,
+            rng,
+            (&format!("{name}.0"), &format!("{name}.1")),
+            (c_in, c_out, k),
+            stride,
+            groups,
+            act,
+        )
+    }
+
+    /// Like [`ConvBnAct::new`] with explicit names for the conv and the norm (torchvision's
+    /// inverted residual names its last conv and norm `conv.2` and `conv.3`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn with_names(
+        store: &mut ParamStore,
+        device: &Device,
+        rng: &mut Rng,
+        (conv_name, bn_name): (&str, &str),
+        (c_in, c_out, k): (usize, usize, usize),
+        stride: usize,
+        groups: usize,
+        act: Option<Activation>,
+    ) -> Result<Self> {
+        let p = Conv2dParams::square(stride, (k - 1) / 2, 1, groups);
+        Ok(Self {
+            conv: Conv2d::new(store, device, rng, conv_name, (c_in, c_out, k), p, false)?,
+            bn: BatchNorm2d::new(store, device, bn_name, c_out)?,
+            act,
+        })
+    }
+
+    /// conv → norm → activation.
+    pub fn forward(&self, ctx: &mut Ctx, x: &Var) -> Result<Var> {
+        let y = self.conv.forward(ctx, x)?;
+        let y = self.bn.forward(ctx, &y)?;
+        match self.act {
+            Some(act) => act.forward(ctx, &y),
+            None => Ok(y),
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! Stochastic gradient descent with momentum, Nesterov momentum and weight decay, as
+//! PyTorch's `torch.optim.SGD`. Kernel: `shaders/optim_sgd.wgsl`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::{Optimizer, WG, check_meta_keys, check_range, collect_updates};
+use crate::error::{Result, arg_err, shape_err};
+use crate::gpu::{Grid, Kernel, kernel};
+use crate::nn::ParamStore;
+use crate::tensor::Tensor;
+
+const SGD: Kernel = kernel!("optim_sgd.wgsl");
+
+/// Prefix of the momentum buffers' state names.
+const BUFFER_PREFIX: &str = "momentum_buffer.";
+
+/// Bits of the kernel's `flags`.
+const FIRST_STEP: u32 = 1;
+const NESTEROV: u32 = 2;
+
+/// SGD's hyperparameters, PyTorch's names and defaults (all zero, Nesterov off).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SgdConfig {
+    /// Momentum factor; 0 keeps no buffer at all.
+    pub momentum: f32,
+    /// Dampening of the gradient's share of the momentum buffer.
+    pub dampening: f32,
+    /// Nesterov momentum (needs momentum > 0 and dampening 0, as in PyTorch).
+    pub nesterov: bool,
+    /// L2 penalty, added to the gradient (`g + wd·p`; coupled, unlike AdamW's).
+    pub weight_decay: f32,
+}
+
+impl Default for SgdConfig {
+    fn default() -> Self {
+        Self {
+            momentum: 0.0,
+            dampening: 0.0,
+            nesterov: false,
+            weight_decay: 0.0,
+        }
+    }
+}
+
+/// SGD with PyTorch's update rule:
+/// `g = grad + wd·p`; with momentum, `buf = g` on a parameter's first step and
+/// `buf = momentum·buf + (1 - dampening)·g` after; `g = nesterov ? g + momentum·buf : buf`;
+/// `p = p - lr·g`.
+#[derive(Clone, Debug)]
+pub struct Sgd {
+    config: SgdConfig,
+    /// Parameter name → momentum buffer; absent until the parameter's first step.
+    buffers: HashMap<String, Tensor>,
+}
+
+impl Sgd {
+    /// An optimizer with `config`; an `Err` for a negative or non-finite value, or for
+    /// Nesterov without momentum or with dampening (PyTorch's rules).
+    pub fn new(config: SgdConfig) -> Result<Sgd> {
+        check_range("SGD", "momentum", config.momentum, 0.0, f32::MAX)?;
+        check_range("SGD", "dampening", config.dampening, f32::MIN, f32::MAX)?;
+        check_range("SGD", "weight_decay", config.weight_decay, 0.0, f32::MAX)?;
+        if config.nesterov && (config.momentum <= 0.0 || config.dampening != 0.0) {
+            return arg_err!(
+                "SGD: Nesterov momentum needs momentum > 0 and dampening 0 (got momentum {}, \
+                 dampening {})",
+                config.momentum,
+                config.dampening
+            );
+        }
+        Ok(Sgd {
+            config,
+            buffers: HashMap::new(),
+        })
+    }
+
+    /// The hyperparameters.
+    pub fn config(&self) -> &SgdConfig {
+        &self.config
+    }
+}
+
+impl Optimizer for Sgd {
+    fn step(
+        &mut self,
+        store: &mut ParamStore,
+        grads: &HashMap<String, Tensor>,
+        lr: f32,
+    ) -> Result<()> {
+        let updates = collect_updates("SGD", store, grads, lr)?;
+        // A loaded buffer of the wrong shape is caught before anything changes.
+        for u in &updates {
+            if let Some(buf) = self.buffers.get(&u.name)
+                && buf.shape() != u.param.shape()
+            {
+                return shape_err!(
+                    "SGD: momentum buffer of {:?} has shape {:?}, the parameter {:?}",
+                    u.name,
+                    buf.shape(),
+                    u.param.shape()
+                );
+            }
+        }
+        let c = &self.config;
+        for u in updates {
+            let n = u.param.numel() as u64;
+            let device = u.param.device();
+            let new_param = u.param.uninit_like(u.param.shape())?;
+            let grid = Grid::for_items(n, WG);
+            let mut params = vec![
+                n as u32,
+                0,
+                lr.to_bits(),
+                c.weight_decay.to_bits(),
+                c.momentum.to_bits(),
+                c.dampening.to_bits(),
+            ];
+            if c.momentum == 0.0 {
+                let buffers = [u.param.buffer(), u.grad.buffer(), new_param.buffer()];
+                device.dispatch(&SGD, "plain", &[], &buffers, &params, grid)?;
+            } else {
+                let new_buf = u.param.uninit_like(u.param.shape())?;
+                // No buffer yet: the kernel copies g, and reads nothing from this slot;
+                // the gradient fills it so the binding is valid.
+                let old_buf = self.buffers.get(&u.name);
+                params[1] = if old_buf.is_none() { FIRST_STEP } else { 0 }
+                    | if c.nesterov { NESTEROV } else { 0 };
+                let buffers = [
+                    u.param.buffer(),
+                    u.grad.buffer(),
+                    new_param.buffer(),
+                    old_buf.unwrap_or(&u.grad).buffer(),
+                    new_buf.buffer(),
+                ];
+                device.dispatch(&SGD, "momentum", &[], &buffers, &params, grid)?;
+                self.buffers.insert(u.name.clone(), new_buf);
+            }
+            store.set(&u.name, new_param)?;
+        }
+        Ok(())
+    }
+
+    fn state(&self) -> Vec<(String, Tensor)> {
+        let mut state: Vec<(String, Tensor)> = self
+            .buffers
+            .iter()
+            .map(|(name, t)| (format!("{BUFFER_PREFIX}{name}"), t.clone()))
+            .collect();
+        state.sort_by(|a, b| a.0.cmp(&b.0));
+        state
+    }
+
+    fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
+        let mut buffers = HashMap::new();
+        let mut unknown = Vec::new();
+        for (key, tensor) in state {
+            match key.strip_prefix(BUFFER_PREFIX) {
+                Some(name) if !name.is_empty() => {
+                    buffers.insert(name.to_string(), tensor.clone());
+                }
+                _ => unknown.push(key.as_str()),
+            }
+        }
+        if !unknown.is_empty() {
+            unknown.sort_unstable();
+            return arg_err!(
+                "SGD: unknown state tensors {unknown:?} (SGD keeps only \
+                 \"{BUFFER_PREFIX}<parameter>\")"
+            );
+        }
+        if self.config.momentum == 0.0 && !buffers.is_empty() {
+            return arg_err!("SGD: momentum buffers given to an optimizer without momentum");
+        }
+        self.buffers = buffers;
+        Ok(())
+    }
+
+    fn state_meta(&self) -> Vec<(String, String)> {
+        vec![("kind".to_string(), "sgd".to_string())]
+    }
+
+    fn load_state_meta(&mut self, meta: &BTreeMap<String, String>) -> Result<()> {
+        // Whether a parameter has had its first step is the presence of its buffer, which
+        // `load_state` restores; only the kind is checked here.
+        check_meta_keys("SGD", "sgd", meta, |_| false)
+    }
+}

@@ -1,0 +1,3 @@
+//! Reports of a training run: the curves as a PNG plot.
+
+pub mod plot;
