@@ -1,11 +1,12 @@
-# liandan: `make test` runs the whole test suite, `make doctor` checks the adapter.
+# liandan: `make train` trains MobileNetV2 on CIFAR-10, `make test` runs the whole test
+# suite, `make doctor` checks the adapter.
 # Both install a Vulkan driver first when none is present (see scripts/ensure-vulkan.sh).
 
 CARGO ?= cargo
 # Mesa's Vulkan loader warns when this is unset; any private directory will do.
 export XDG_RUNTIME_DIR ?= /tmp/liandan-runtime-$(shell id -u)
 
-.PHONY: test doctor bench lint vulkan
+.PHONY: train test doctor bench lint vulkan
 
 vulkan:
 	@mkdir -p -m 700 $(XDG_RUNTIME_DIR)
@@ -15,6 +16,11 @@ vulkan:
 test: vulkan
 	$(CARGO) test --all-targets
 	$(CARGO) test --doc
+
+# The default recipe (SGD 0.1, momentum 0.9, wd 5e-4, cosine, batch 128, label smoothing
+# 0.1); pass more flags with TRAIN_ARGS="--epochs 4 --limit-train 2000".
+train: vulkan
+	$(CARGO) run --release --example train_mobilenetv2 -- $(TRAIN_ARGS)
 
 doctor: vulkan
 	$(CARGO) run --release --example doctor

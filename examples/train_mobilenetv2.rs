@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -353,8 +354,12 @@ fn run(args: Args) -> Result<f64> {
         );
     }
 
+    let plain_progress = !std::io::stderr().is_terminal();
     let mut rows = Vec::new();
     let mut allocations_after_first_step = None;
+    // Buffers the training steps created after the first one (evaluation and checkpoints,
+    // which allocate their own sizes once, are not counted).
+    let mut step_allocations = 0u64;
     let mut test_accuracy = 0.0;
     for epoch in first_epoch..args.epochs {
         let bar = ProgressBar::new(steps_per_epoch as u64);
@@ -367,6 +372,7 @@ fn run(args: Args) -> Result<f64> {
         let start = Instant::now();
         let mut tally = Tally::default();
         let mut lr = args.lr;
+        let mut loop_start = device.pool_stats().allocations;
         for batch in train.epoch(epoch) {
             lr = schedule.lr(args.lr, step);
             let seed = args.seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -384,39 +390,55 @@ fn run(args: Args) -> Result<f64> {
             step += 1;
             if allocations_after_first_step.is_none() {
                 allocations_after_first_step = Some(device.pool_stats().allocations);
+                loop_start = device.pool_stats().allocations;
                 if s.is_software {
                     let rate = batch.labels.len() as f64 / start.elapsed().as_secs_f64();
-                    bar.println(format!(
+                    println!(
                         "note: {} is a software adapter; the first step ran at {rate:.1} images/s \
                          (pipelines compiling), so an epoch takes roughly {:.0} s or less",
                         s.name,
                         (steps_per_epoch * args.batch_size) as f64 / rate
-                    ));
+                    );
                 }
             }
             let rate = tally.seen as f64 / start.elapsed().as_secs_f64();
-            bar.set_message(format!(
+            let message = format!(
                 "loss {:.4} acc {:.3} {rate:.1} img/s",
                 tally.mean_loss(),
                 tally.accuracy()
-            ));
+            );
             bar.inc(1);
+            let done = bar.position() as usize;
+            if plain_progress
+                && (done.is_multiple_of((steps_per_epoch / 10).max(1)) || done == steps_per_epoch)
+            {
+                // Not a terminal (a log, CI): the bar is hidden, so print a line each 10%.
+                let eta =
+                    (steps_per_epoch - done) as f64 * start.elapsed().as_secs_f64() / done as f64;
+                println!(
+                    "epoch {}/{} step {done}/{steps_per_epoch} {message} eta {eta:.0} s",
+                    epoch + 1,
+                    args.epochs
+                );
+            }
+            bar.set_message(message);
         }
         bar.finish();
+        step_allocations += device.pool_stats().allocations - loop_start;
         let train_rate = tally.seen as f64 / start.elapsed().as_secs_f64();
         let (test_tally, eval_rate) =
             evaluate(&model, &mut store, &device, &test, args.label_smoothing)?;
         test_accuracy = test_tally.accuracy();
-        let new_allocations =
-            device.pool_stats().allocations - allocations_after_first_step.unwrap_or(0);
         println!(
             "epoch {}: train loss {:.4} acc {:.4} | test loss {:.4} acc {:.4} | {train_rate:.1} img/s train, \
-             {eval_rate:.1} img/s eval | buffers allocated since step 1: {new_allocations}",
+             {eval_rate:.1} img/s eval | buffers the training steps allocated after step 1: \
+             {step_allocations} (pool total {})",
             epoch + 1,
             tally.mean_loss(),
             tally.accuracy(),
             test_tally.mean_loss(),
-            test_accuracy
+            test_accuracy,
+            device.pool_stats().allocations
         );
         rows.push(EpochRow {
             epoch: epoch + 1,

@@ -8,29 +8,29 @@ use liandan::{Error, Rng, Tensor};
 
 use crate::common::*;
 
-const N: usize = 2;
-const C: usize = 3;
-const H: usize = 5;
-const W: usize = 4;
-const CLASSES: usize = 4;
-const TARGETS: [usize; N] = [1, 3];
-const SMOOTHING: f64 = 0.1;
-const EPS: f64 = 1e-5;
+pub(crate) const N: usize = 2;
+pub(crate) const C: usize = 3;
+pub(crate) const H: usize = 5;
+pub(crate) const W: usize = 4;
+pub(crate) const CLASSES: usize = 4;
+pub(crate) const TARGETS: [usize; N] = [1, 3];
+pub(crate) const SMOOTHING: f64 = 0.1;
+pub(crate) const EPS: f64 = 1e-5;
 
 /// All inputs of the graph, flat, in f64.
 #[derive(Clone)]
-struct Values {
-    x: Vec<f64>,      // [N, C, H, W]
-    conv_w: Vec<f64>, // [C, C, 3, 3]
-    conv_b: Vec<f64>, // [C]
-    bn_w: Vec<f64>,   // [C]
-    bn_b: Vec<f64>,   // [C]
-    fc_w: Vec<f64>,   // [CLASSES, C]
-    fc_b: Vec<f64>,   // [CLASSES]
+pub(crate) struct Values {
+    pub(crate) x: Vec<f64>,      // [N, C, H, W]
+    pub(crate) conv_w: Vec<f64>, // [C, C, 3, 3]
+    pub(crate) conv_b: Vec<f64>, // [C]
+    pub(crate) bn_w: Vec<f64>,   // [C]
+    pub(crate) bn_b: Vec<f64>,   // [C]
+    pub(crate) fc_w: Vec<f64>,   // [CLASSES, C]
+    pub(crate) fc_b: Vec<f64>,   // [CLASSES]
 }
 
 impl Values {
-    fn fields(&mut self) -> [&mut Vec<f64>; 7] {
+    pub(crate) fn fields(&mut self) -> [&mut Vec<f64>; 7] {
         [
             &mut self.x,
             &mut self.conv_w,
@@ -45,7 +45,7 @@ impl Values {
 
 /// The graph's loss, computed plainly in f64 (PyTorch semantics, batch norm in training
 /// mode with biased batch variance).
-fn loss(v: &Values) -> f64 {
+pub(crate) fn loss(v: &Values) -> f64 {
     let at = |n: usize, c: usize, h: usize, w: usize| ((n * C + c) * H + h) * W + w;
     // conv 3×3, padding 1
     let mut y = vec![0.0; N * C * H * W];
@@ -102,7 +102,7 @@ fn loss(v: &Values) -> f64 {
     total / N as f64
 }
 
-fn tensor(v: &[f64], shape: &[usize]) -> Tensor {
+pub(crate) fn tensor(v: &[f64], shape: &[usize]) -> Tensor {
     let f: Vec<f32> = v.iter().map(|&x| x as f32).collect();
     Tensor::from_slice(device(), &f, shape).unwrap()
 }

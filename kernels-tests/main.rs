@@ -23,3 +23,4 @@ mod reduce;
 mod runtime;
 mod shaders;
 mod softmax;
+mod training;

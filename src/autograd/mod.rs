@@ -403,15 +403,30 @@ impl Tape {
         let nodes = self.nodes.borrow();
         let mut grads: Vec<Option<Tensor>> = vec![None; nodes.len()];
         grads[root] = Some(Tensor::ones(loss.value.device(), loss.shape())?);
+        let profile = std::env::var_os("LIANDAN_PROFILE").is_some();
+        let mut times: HashMap<String, f64> = HashMap::new();
         for id in (0..=root).rev() {
             let Some(g) = grads[id].take() else { continue };
-            for (input, grad) in self.backward_op(&nodes, &nodes[id].op, &g)? {
+            let start = std::time::Instant::now();
+            let rule = self.backward_op(&nodes, &nodes[id].op, &g)?;
+            if profile {
+                g.device().synchronize()?;
+                *times.entry(nodes[id].op.name()).or_default() += start.elapsed().as_secs_f64();
+            }
+            for (input, grad) in rule {
                 grads[input] = Some(match grads[input].take() {
                     Some(sum) => sum.add(&grad)?, // used by several ops: accumulate
                     None => grad,
                 });
             }
             grads[id] = Some(g);
+        }
+        if profile {
+            let mut rows: Vec<_> = times.into_iter().collect();
+            rows.sort_by(|a, b| b.1.total_cmp(&a.1));
+            for (name, t) in rows.iter().take(15) {
+                eprintln!("backward {t:8.3} s  {name}");
+            }
         }
         let names = nodes
             .iter()
