@@ -275,3 +275,183 @@ fn no_grad_records_nothing_and_backward_needs_a_recorded_scalar() {
         ),
     }
 }
+
+/// A second graph for the remaining recorded ops: transposed conv → squeeze-excitation
+/// (1×1 convs, ReLU, hard-sigmoid gate, per-channel mul) → hard-swish → SiLU → pool →
+/// linear → cross-entropy, against finite differences of an f64 CPU forward.
+mod second_graph {
+    use liandan::Rng;
+    use liandan::autograd::{Act, Tape};
+    use liandan::ops::conv::{Conv2dParams, ConvTranspose2dParams};
+
+    use super::tensor;
+    use crate::common::*;
+
+    const N: usize = 2;
+    const CI: usize = 3; // input channels
+    const HI: usize = 3; // input side
+    const CO: usize = 4; // transposed-conv output channels
+    const HO: usize = 6; // (3 - 1)·2 - 2·1 + 3 + 1
+    const SQ: usize = 2; // squeeze channels
+    const K: usize = 3; // classes
+    const TARGETS: [usize; N] = [0, 2];
+
+    fn sigmoid(x: f64) -> f64 {
+        1.0 / (1.0 + (-x).exp())
+    }
+
+    /// Parameters flat: [x, wt, bt, fc1w, fc1b, fc2w, fc2b, lw, lb].
+    fn loss(p: &[Vec<f64>]) -> f64 {
+        let (x, wt, bt, f1w, f1b, f2w, f2b, lw, lb) = (
+            &p[0], &p[1], &p[2], &p[3], &p[4], &p[5], &p[6], &p[7], &p[8],
+        );
+        // conv_transpose2d, stride 2, padding 1, output_padding 1, kernel 3
+        let mut y = vec![0.0; N * CO * HO * HO];
+        for n in 0..N {
+            for co in 0..CO {
+                for i in 0..HO * HO {
+                    y[(n * CO + co) * HO * HO + i] = bt[co];
+                }
+            }
+            for ci in 0..CI {
+                for ih in 0..HI {
+                    for iw in 0..HI {
+                        for co in 0..CO {
+                            for ky in 0..3 {
+                                for kx in 0..3 {
+                                    let (oh, ow) =
+                                        ((ih * 2 + ky) as isize - 1, (iw * 2 + kx) as isize - 1);
+                                    if oh >= 0
+                                        && ow >= 0
+                                        && (oh as usize) < HO
+                                        && (ow as usize) < HO
+                                    {
+                                        y[((n * CO + co) * HO + oh as usize) * HO + ow as usize] +=
+                                            x[((n * CI + ci) * HI + ih) * HI + iw]
+                                                * wt[((ci * CO + co) * 3 + ky) * 3 + kx];
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let mut total = 0.0;
+        for n in 0..N {
+            let plane = |c: usize| &y[(n * CO + c) * HO * HO..(n * CO + c + 1) * HO * HO];
+            let mean: Vec<f64> = (0..CO)
+                .map(|c| plane(c).iter().sum::<f64>() / (HO * HO) as f64)
+                .collect();
+            let s1: Vec<f64> = (0..SQ)
+                .map(|j| {
+                    (f1b[j] + (0..CO).map(|c| f1w[j * CO + c] * mean[c]).sum::<f64>()).max(0.0)
+                })
+                .collect();
+            let gate: Vec<f64> = (0..CO)
+                .map(|c| {
+                    ((f2b[c] + (0..SQ).map(|j| f2w[c * SQ + j] * s1[j]).sum::<f64>() + 3.0)
+                        .clamp(0.0, 6.0))
+                        / 6.0
+                })
+                .collect();
+            let pooled: Vec<f64> = (0..CO)
+                .map(|c| {
+                    plane(c)
+                        .iter()
+                        .map(|&v| {
+                            let v = v * gate[c];
+                            let hs = v * (v + 3.0).clamp(0.0, 6.0) / 6.0;
+                            hs * sigmoid(hs)
+                        })
+                        .sum::<f64>()
+                        / (HO * HO) as f64
+                })
+                .collect();
+            let logits: Vec<f64> = (0..K)
+                .map(|k| lb[k] + (0..CO).map(|c| lw[k * CO + c] * pooled[c]).sum::<f64>())
+                .collect();
+            let m = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let lse = m + logits.iter().map(|l| (l - m).exp()).sum::<f64>().ln();
+            total += lse - logits[TARGETS[n]];
+        }
+        total / N as f64
+    }
+
+    #[test]
+    fn transposed_conv_squeeze_excite_and_smooth_activations_match_finite_differences() {
+        let mut rng = Rng::new(62);
+        let shapes: [Vec<usize>; 9] = [
+            vec![N, CI, HI, HI],
+            vec![CI, CO, 3, 3],
+            vec![CO],
+            vec![SQ, CO, 1, 1],
+            vec![SQ],
+            vec![CO, SQ, 1, 1],
+            vec![CO],
+            vec![K, CO],
+            vec![K],
+        ];
+        let p: Vec<Vec<f64>> = shapes
+            .iter()
+            .map(|s| {
+                random_values(&mut rng, s.iter().product(), -1.0, 1.0)
+                    .iter()
+                    .map(|&v| v as f64)
+                    .collect()
+            })
+            .collect();
+        let tape = Tape::new();
+        let v: Vec<_> = p
+            .iter()
+            .zip(&shapes)
+            .enumerate()
+            .map(|(i, (vals, s))| tape.param(&format!("p{i}"), tensor(vals, s)))
+            .collect();
+        let tp = ConvTranspose2dParams {
+            stride: (2, 2),
+            padding: (1, 1),
+            output_padding: (1, 1),
+            ..Default::default()
+        };
+        let y = tape
+            .conv_transpose2d(&v[0], &v[1], Some(&v[2]), &tp)
+            .unwrap();
+        let s = tape.global_avg_pool(&y).unwrap();
+        let s = tape
+            .conv2d(&s, &v[3], Some(&v[4]), &Conv2dParams::default())
+            .unwrap();
+        let s = tape.relu(&s).unwrap();
+        let s = tape
+            .conv2d(&s, &v[5], Some(&v[6]), &Conv2dParams::default())
+            .unwrap();
+        let s = tape.activation(&s, Act::HardSigmoid).unwrap();
+        let y = tape.mul(&y, &s).unwrap();
+        let y = tape.activation(&y, Act::HardSwish).unwrap();
+        let y = tape.activation(&y, Act::Silu).unwrap();
+        let y = tape.global_avg_pool(&y).unwrap();
+        let y = tape.reshape(&y, &[N, CO]).unwrap();
+        let logits = tape.linear(&y, &v[7], Some(&v[8])).unwrap();
+        let l = tape.cross_entropy(&logits, &TARGETS, 0.0).unwrap();
+        assert!(
+            (l.value().to_scalar().unwrap() as f64 - loss(&p)).abs() < 1e-5,
+            "forward loss"
+        );
+        let grads = tape.backward(&l).unwrap().by_name().unwrap();
+        for (i, vals) in p.iter().enumerate() {
+            let got = grads[&format!("p{i}")].to_vec().unwrap();
+            for j in 0..vals.len() {
+                let (mut up, mut down) = (p.clone(), p.clone());
+                up[i][j] += 1e-5;
+                down[i][j] -= 1e-5;
+                let fd = (loss(&up) - loss(&down)) / 2e-5;
+                let diff = (got[j] as f64 - fd).abs();
+                assert!(
+                    diff <= 2e-4 + 2e-3 * fd.abs(),
+                    "p{i}[{j}]: tape {} vs finite difference {fd}",
+                    got[j]
+                );
+            }
+        }
+    }
+}

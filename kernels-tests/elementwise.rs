@@ -139,6 +139,51 @@ fn apply(op: BinaryOp, a: f64, b: f64) -> f64 {
                 0.0
             }
         }
+        // The derivatives, differentiated by hand from the forward definitions above;
+        // `activation_gradients_match_finite_differences` checks them numerically.
+        BinaryOp::SigmoidGrad => a * sigmoid(b) * (1.0 - sigmoid(b)),
+        BinaryOp::HardSigmoidGrad => {
+            if b > -3.0 && b < 3.0 {
+                a / 6.0
+            } else {
+                0.0
+            }
+        }
+        BinaryOp::HardSwishGrad => {
+            if b < -3.0 {
+                0.0
+            } else if b > 3.0 {
+                a
+            } else {
+                a * (2.0 * b + 3.0) / 6.0
+            }
+        }
+        BinaryOp::SiluGrad => a * sigmoid(b) * (1.0 + b * (1.0 - sigmoid(b))),
+    }
+}
+
+#[test]
+fn activation_gradients_match_finite_differences() {
+    let cases: [(BinaryOp, UnaryOp); 6] = [
+        (BinaryOp::ReluGrad, UnaryOp::Relu),
+        (BinaryOp::Relu6Grad, UnaryOp::Relu6),
+        (BinaryOp::SigmoidGrad, UnaryOp::Sigmoid),
+        (BinaryOp::HardSigmoidGrad, UnaryOp::HardSigmoid),
+        (BinaryOp::HardSwishGrad, UnaryOp::HardSwish),
+        (BinaryOp::SiluGrad, UnaryOp::Silu),
+    ];
+    for (grad, act) in cases {
+        let (f, _, _) = reference(act);
+        // Points away from the kinks at -3, 0, 3 and 6.
+        for x in [-7.3, -3.5, -2.2, -0.4, 0.3, 1.7, 2.9, 3.6, 5.1, 6.8] {
+            let h = 1e-6;
+            let fd = (f(x + h) - f(x - h)) / (2.0 * h);
+            let want = apply(grad, 1.0, x);
+            assert!(
+                (fd - want).abs() < 1e-6,
+                "{grad:?} at {x}: {want} vs finite difference {fd}"
+            );
+        }
     }
 }
 
@@ -174,13 +219,17 @@ fn check_binary(rng: &mut Rng, op: BinaryOp, sa: &[usize], sb: &[usize], out: &[
     assert_close(&format!("{op:?} {sa:?} with {sb:?}"), &got, &want, 1e-5);
 }
 
-const BINARY_OPS: [BinaryOp; 6] = [
+const BINARY_OPS: [BinaryOp; 10] = [
     BinaryOp::Add,
     BinaryOp::Sub,
     BinaryOp::Mul,
     BinaryOp::Div,
     BinaryOp::ReluGrad,
     BinaryOp::Relu6Grad,
+    BinaryOp::SigmoidGrad,
+    BinaryOp::HardSigmoidGrad,
+    BinaryOp::HardSwishGrad,
+    BinaryOp::SiluGrad,
 ];
 
 #[test]

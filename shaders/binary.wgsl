@@ -26,6 +26,14 @@ const DIV: u32 = 3u;
 // Activation gradients: u = the incoming gradient, v = the activation's input.
 const RELU_GRAD: u32 = 4u;
 const RELU6_GRAD: u32 = 5u;
+const SIGMOID_GRAD: u32 = 6u;
+const HARDSIGMOID_GRAD: u32 = 7u;
+const HARDSWISH_GRAD: u32 = 8u;
+const SILU_GRAD: u32 = 9u;
+
+fn sigmoid(x: f32) -> f32 {
+    return 1.0 / (1.0 + exp(-x));
+}
 
 const WG: u32 = 256u;
 // Consecutive outputs per invocation: many on CPU adapters, where it saves integer
@@ -41,6 +49,25 @@ fn combine(u: f32, v: f32) -> f32 {
         // PyTorch's conventions: the gradient is 0 at the kinks (x = 0, x = 6).
         case RELU_GRAD: { return select(0.0, u, v > 0.0); }
         case RELU6_GRAD: { return select(0.0, u, v > 0.0 && v < 6.0); }
+        case SIGMOID_GRAD: {
+            let s = sigmoid(v);
+            return u * s * (1.0 - s);
+        }
+        case HARDSIGMOID_GRAD: { return select(0.0, u / 6.0, v > -3.0 && v < 3.0); }
+        case HARDSWISH_GRAD: {
+            // PyTorch: 0 below -3, 1 above 3, (2x + 3) / 6 between (both ends included).
+            if v < -3.0 {
+                return 0.0;
+            }
+            if v > 3.0 {
+                return u;
+            }
+            return u * (2.0 * v + 3.0) / 6.0;
+        }
+        case SILU_GRAD: {
+            let s = sigmoid(v);
+            return u * s * (1.0 + v * (1.0 - s));
+        }
         default: { return u; }
     }
 }

@@ -13,7 +13,9 @@ use std::fmt::Write;
 
 use crate::error::{Result, arg_err};
 use crate::ops::conv::{
-    Conv2dParams, conv_backward_bias, conv2d, conv2d_backward_input, conv2d_backward_weight,
+    Conv2dParams, ConvTranspose2dParams, conv_backward_bias, conv_transpose2d,
+    conv_transpose2d_backward_input, conv_transpose2d_backward_weight, conv2d,
+    conv2d_backward_input, conv2d_backward_weight,
 };
 use crate::ops::dropout::{dropout, dropout_backward};
 use crate::ops::elementwise::{BinaryOp, binary};
@@ -66,10 +68,22 @@ pub enum Op {
     },
     /// `max(x, 0)`.
     Relu { x: usize },
+    /// `conv_transpose2d(x, w) + b`.
+    ConvTranspose2d {
+        x: usize,
+        w: usize,
+        b: Option<usize>,
+        p: ConvTranspose2dParams,
+    },
     /// `min(max(x, 0), 6)`.
     Relu6 { x: usize },
+    /// An activation whose gradient is a binary kernel of (gradient, input): sigmoid,
+    /// hard-sigmoid, hard-swish, SiLU (and ReLU above has its own variant for clarity).
+    Activation { x: usize, kind: Act },
     /// `a + b` with broadcasting.
     Add { a: usize, b: usize },
+    /// `a · b` with broadcasting (squeeze-excitation gates).
+    Mul { a: usize, b: usize },
     /// Mean over H×W: `[N, C, H, W]` → `[N, C, 1, 1]`.
     GlobalAvgPool { x: usize },
     /// A new shape for the same data.
@@ -94,20 +108,54 @@ pub enum Op {
     },
 }
 
+/// The smooth activations the tape records through [`Op::Activation`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Act {
+    /// `1 / (1 + e^-x)`.
+    Sigmoid,
+    /// `relu6(x + 3) / 6`.
+    HardSigmoid,
+    /// `x · relu6(x + 3) / 6`.
+    HardSwish,
+    /// `x · sigmoid(x)`.
+    Silu,
+}
+
+impl Act {
+    fn forward(self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Act::Sigmoid => x.sigmoid(),
+            Act::HardSigmoid => x.hardsigmoid(),
+            Act::HardSwish => x.hardswish(),
+            Act::Silu => x.silu(),
+        }
+    }
+
+    fn gradient(self) -> BinaryOp {
+        match self {
+            Act::Sigmoid => BinaryOp::SigmoidGrad,
+            Act::HardSigmoid => BinaryOp::HardSigmoidGrad,
+            Act::HardSwish => BinaryOp::HardSwishGrad,
+            Act::Silu => BinaryOp::SiluGrad,
+        }
+    }
+}
+
 impl Op {
     /// The node numbers this op reads.
     fn inputs(&self) -> Vec<usize> {
         match self {
             Op::Leaf { .. } => vec![],
-            Op::Conv2d { x, w, b, .. } | Op::Linear { x, w, b } => {
-                [Some(*x), Some(*w), *b].into_iter().flatten().collect()
-            }
+            Op::Conv2d { x, w, b, .. }
+            | Op::ConvTranspose2d { x, w, b, .. }
+            | Op::Linear { x, w, b } => [Some(*x), Some(*w), *b].into_iter().flatten().collect(),
             Op::BatchNorm {
                 x, weight, bias, ..
             } => vec![*x, *weight, *bias],
-            Op::Add { a, b } => vec![*a, *b],
+            Op::Add { a, b } | Op::Mul { a, b } => vec![*a, *b],
             Op::Relu { x }
             | Op::Relu6 { x }
+            | Op::Activation { x, .. }
             | Op::GlobalAvgPool { x }
             | Op::Reshape { x }
             | Op::Dropout { x, .. } => vec![*x],
@@ -123,7 +171,13 @@ impl Op {
                 "conv2d stride {:?} pad {:?} dil {:?} groups {}",
                 p.stride, p.padding, p.dilation, p.groups
             ),
+            Op::ConvTranspose2d { p, .. } => format!(
+                "conv_transpose2d stride {:?} pad {:?} out_pad {:?} groups {}",
+                p.stride, p.padding, p.output_padding, p.groups
+            ),
             Op::BatchNorm { .. } => "batch_norm".into(),
+            Op::Activation { kind, .. } => format!("{kind:?}").to_lowercase(),
+            Op::Mul { .. } => "mul".into(),
             Op::Relu { .. } => "relu".into(),
             Op::Relu6 { .. } => "relu6".into(),
             Op::Add { .. } => "add".into(),
@@ -323,6 +377,12 @@ impl Tape {
         self.unary(x, y, |x| Op::Relu6 { x })
     }
 
+    /// A smooth activation (sigmoid, hard-sigmoid, hard-swish, SiLU).
+    pub fn activation(&self, x: &Var, kind: Act) -> Result<Var> {
+        let y = kind.forward(&x.value)?;
+        self.unary(x, y, |x| Op::Activation { x, kind })
+    }
+
     /// Mean over H×W: `[N, C, H, W]` → `[N, C, 1, 1]`.
     pub fn global_avg_pool(&self, x: &Var) -> Result<Var> {
         let y = x.value.global_avg_pool2d()?;
@@ -358,6 +418,40 @@ impl Tape {
         let op = Op::Add {
             a: self.id(a, "add operand")?,
             b: self.id(b, "add operand")?,
+        };
+        Ok(self.push(op, y))
+    }
+
+    /// `a · b` with broadcasting.
+    pub fn mul(&self, a: &Var, b: &Var) -> Result<Var> {
+        let y = a.value.mul(&b.value)?;
+        if !self.recording {
+            return Ok(Var { id: None, value: y });
+        }
+        let op = Op::Mul {
+            a: self.id(a, "mul operand")?,
+            b: self.id(b, "mul operand")?,
+        };
+        Ok(self.push(op, y))
+    }
+
+    /// `conv_transpose2d(x, w) + b`.
+    pub fn conv_transpose2d(
+        &self,
+        x: &Var,
+        w: &Var,
+        b: Option<&Var>,
+        p: &ConvTranspose2dParams,
+    ) -> Result<Var> {
+        let y = conv_transpose2d(&x.value, &w.value, b.map(|b| &b.value), p)?;
+        if !self.recording {
+            return Ok(Var { id: None, value: y });
+        }
+        let op = Op::ConvTranspose2d {
+            x: self.id(x, "conv_transpose2d input")?,
+            w: self.id(w, "conv_transpose2d weight")?,
+            b: b.map(|b| self.id(b, "conv_transpose2d bias")).transpose()?,
+            p: *p,
         };
         Ok(self.push(op, y))
     }
@@ -463,6 +557,22 @@ impl Tape {
                 }
                 out
             }
+            Op::ConvTranspose2d { x, w, b, p } => {
+                let mut out = vec![
+                    (
+                        *x,
+                        conv_transpose2d_backward_input(g, value(*w), value(*x).shape(), p)?,
+                    ),
+                    (
+                        *w,
+                        conv_transpose2d_backward_weight(value(*x), g, value(*w).shape(), p)?,
+                    ),
+                ];
+                if let Some(b) = b {
+                    out.push((*b, conv_backward_bias(g)?));
+                }
+                out
+            }
             Op::BatchNorm {
                 x,
                 weight,
@@ -481,6 +591,11 @@ impl Tape {
             }
             Op::Relu { x } => vec![(*x, binary(g, value(*x), BinaryOp::ReluGrad)?)],
             Op::Relu6 { x } => vec![(*x, binary(g, value(*x), BinaryOp::Relu6Grad)?)],
+            Op::Activation { x, kind } => vec![(*x, binary(g, value(*x), kind.gradient())?)],
+            Op::Mul { a, b } => vec![
+                (*a, sum_to_shape(&g.mul(value(*b))?, value(*a).shape())?),
+                (*b, sum_to_shape(&g.mul(value(*a))?, value(*b).shape())?),
+            ],
             Op::Add { a, b } => vec![
                 (*a, sum_to_shape(g, value(*a).shape())?),
                 (*b, sum_to_shape(g, value(*b).shape())?),

@@ -2,11 +2,11 @@
 //! construction, initialized as torchvision does, and reads them from the store at each
 //! forward — so an optimizer or a checkpoint can replace them between steps.
 
-use crate::autograd::{Tape, Var};
+use crate::autograd::{Act, Tape, Var};
 use crate::error::Result;
 use crate::gpu::Device;
 use crate::nn::ParamStore;
-use crate::ops::conv::Conv2dParams;
+use crate::ops::conv::{Conv2dParams, ConvTranspose2dParams};
 use crate::ops::norm::batch_norm_eval;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
@@ -98,6 +98,107 @@ impl Conv2d {
             None
         };
         ctx.tape.conv2d(x, &w, b.as_ref(), &self.params)
+    }
+}
+
+/// Transposed 2-D convolution, weight `[c_in, c_out/groups, k, k]` from a normal
+/// distribution with the kaiming fan_out std of that tensor (√(2 / (c_in·k·k)), PyTorch's
+/// fan_out for this layout), bias zeros.
+pub struct ConvTranspose2d {
+    name: String,
+    params: ConvTranspose2dParams,
+    bias: bool,
+}
+
+impl ConvTranspose2d {
+    /// Registers `<name>.weight` (and `<name>.bias`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        store: &mut ParamStore,
+        device: &Device,
+        rng: &mut Rng,
+        name: &str,
+        (c_in, c_out, k): (usize, usize, usize),
+        params: ConvTranspose2dParams,
+        bias: bool,
+    ) -> Result<Self> {
+        let groups = params.groups.max(1);
+        let shape = [c_in, c_out / groups, k, k];
+        let std = (2.0 / (c_in * k * k) as f64).sqrt();
+        store.insert_param(format!("{name}.weight"), normal(device, rng, &shape, std)?)?;
+        if bias {
+            store.insert_param(format!("{name}.bias"), Tensor::zeros(device, &[c_out])?)?;
+        }
+        Ok(Self {
+            name: name.to_string(),
+            params,
+            bias,
+        })
+    }
+
+    /// `conv_transpose2d(x, weight) + bias`.
+    pub fn forward(&self, ctx: &mut Ctx, x: &Var) -> Result<Var> {
+        let w = ctx.param(&format!("{}.weight", self.name))?;
+        let b = if self.bias {
+            Some(ctx.param(&format!("{}.bias", self.name))?)
+        } else {
+            None
+        };
+        ctx.tape.conv_transpose2d(x, &w, b.as_ref(), &self.params)
+    }
+}
+
+/// Squeeze-and-excitation (torchvision's `SqueezeExcitation`): global average pool, 1×1
+/// conv `fc1` to `squeeze` channels, ReLU, 1×1 conv `fc2` back, a gate activation
+/// (sigmoid; hard-sigmoid in MobileNetV3), and the input scaled per channel by the gate.
+pub struct SqueezeExcite {
+    fc1: Conv2d,
+    fc2: Conv2d,
+    gate: Act,
+}
+
+impl SqueezeExcite {
+    /// Registers `<name>.fc1.{weight,bias}` and `<name>.fc2.{weight,bias}`.
+    pub fn new(
+        store: &mut ParamStore,
+        device: &Device,
+        rng: &mut Rng,
+        name: &str,
+        (channels, squeeze): (usize, usize),
+        gate: Act,
+    ) -> Result<Self> {
+        let p = Conv2dParams::default();
+        Ok(Self {
+            fc1: Conv2d::new(
+                store,
+                device,
+                rng,
+                &format!("{name}.fc1"),
+                (channels, squeeze, 1),
+                p,
+                true,
+            )?,
+            fc2: Conv2d::new(
+                store,
+                device,
+                rng,
+                &format!("{name}.fc2"),
+                (squeeze, channels, 1),
+                p,
+                true,
+            )?,
+            gate,
+        })
+    }
+
+    /// `x · gate(fc2(relu(fc1(mean over H×W of x))))`.
+    pub fn forward(&self, ctx: &mut Ctx, x: &Var) -> Result<Var> {
+        let s = ctx.tape.global_avg_pool(x)?;
+        let s = self.fc1.forward(ctx, &s)?;
+        let s = ctx.tape.relu(&s)?;
+        let s = self.fc2.forward(ctx, &s)?;
+        let s = ctx.tape.activation(&s, self.gate)?;
+        ctx.tape.mul(x, &s)
     }
 }
 
@@ -213,6 +314,10 @@ pub enum Activation {
     Relu,
     /// `min(max(x, 0), 6)`.
     Relu6,
+    /// `x · relu6(x + 3) / 6` (MobileNetV3).
+    HardSwish,
+    /// `x · sigmoid(x)` (EfficientNet).
+    Silu,
 }
 
 impl Activation {
@@ -221,6 +326,8 @@ impl Activation {
         match self {
             Activation::Relu => ctx.tape.relu(x),
             Activation::Relu6 => ctx.tape.relu6(x),
+            Activation::HardSwish => ctx.tape.activation(x, Act::HardSwish),
+            Activation::Silu => ctx.tape.activation(x, Act::Silu),
         }
     }
 }

@@ -3,5 +3,8 @@
 pub mod layers;
 pub mod params;
 
-pub use layers::{Activation, BatchNorm2d, Conv2d, ConvBnAct, Ctx, Dropout, Linear};
+pub use layers::{
+    Activation, BatchNorm2d, Conv2d, ConvBnAct, ConvTranspose2d, Ctx, Dropout, Linear,
+    SqueezeExcite,
+};
 pub use params::ParamStore;

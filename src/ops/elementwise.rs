@@ -69,6 +69,14 @@ pub enum BinaryOp {
     ReluGrad = 4,
     /// `a · [0 < b < 6]`: the gradient `a` of `relu6` at input `b`.
     Relu6Grad = 5,
+    /// `a · σ(b)(1 - σ(b))`: the gradient of `sigmoid` at `b`.
+    SigmoidGrad = 6,
+    /// `a / 6 · [-3 < b < 3]`: the gradient of `hardsigmoid` at `b`.
+    HardSigmoidGrad = 7,
+    /// `a · (0 below -3, 1 above 3, (2b + 3)/6 between)`: the gradient of `hardswish`.
+    HardSwishGrad = 8,
+    /// `a · σ(b)(1 + b(1 - σ(b)))`: the gradient of `silu` at `b`.
+    SiluGrad = 9,
 }
 
 /// Writes `value` to every element of `t` (records the fill; `t` is otherwise unchanged
