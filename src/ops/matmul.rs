@@ -23,6 +23,16 @@ const WG_Y: u32 = 8;
 /// vec4s of K staged per step by the tiled kernel: its `K4_TILE` override.
 const K4_TILE: u32 = 4;
 
+/// Subgroups (8 rows each) per workgroup for a product with `m` rows: as few row tiles
+/// as [`WG_Y`] subgroups allow, then the smallest height that still covers `m` with that
+/// many tiles. E.g. 90 rows: 2 tiles of 48 (96 computed) instead of 2 of 64 (128); 4 rows
+/// (a ResNeXt group): 1 subgroup. Each height is its own pipeline (at most `WG_Y`).
+pub(crate) fn subgroups_for_rows(m: usize) -> usize {
+    let max_rows = 8 * WG_Y as usize;
+    let tiles = m.div_ceil(max_rows).max(1);
+    m.div_ceil(8 * tiles).clamp(1, WG_Y as usize)
+}
+
 /// Which matmul kernel to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum MatmulKernel {
@@ -61,10 +71,9 @@ impl MatmulKernel {
     /// Shader, override constants, and the rows × columns of C one workgroup computes, for
     /// a product with `m` rows.
     fn launch(self, m: usize) -> (&'static Kernel, [(&'static str, f64); 1], usize, usize) {
-        // The register kernels give each subgroup 8 rows; a short product (a grouped
-        // convolution has 4 output channels per group) gets fewer subgroups per workgroup,
-        // so fewer rows are computed only to be thrown away.
-        let wg_y = m.div_ceil(8).next_power_of_two().min(WG_Y as usize);
+        // The register kernels give each subgroup 8 rows; the workgroup height is chosen
+        // so the fewest rows are computed only to be thrown away.
+        let wg_y = subgroups_for_rows(m);
         let rows = 8 * wg_y;
         match self {
             MatmulKernel::Tiled => (&MATMUL_TILED, [("K4_TILE", K4_TILE as f64)], 64, 64),
@@ -304,5 +313,38 @@ impl Tensor {
     /// `selfᵀ · other` (`[.., K, M]ᵀ · [.., K, N]`), as in a weight gradient `gᵀ · x`.
     pub fn matmul_tn(&self, other: &Tensor) -> Result<Tensor> {
         matmul_with(self, other, true, false, MatmulKernel::Auto)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::subgroups_for_rows;
+
+    #[test]
+    fn workgroup_height_wastes_the_fewest_rows() {
+        // (rows, subgroups): the tiles cover the rows with less than one subgroup to spare
+        // per tile, and never more than 8 subgroups.
+        for (m, want) in [
+            (1, 1),
+            (4, 1),
+            (24, 3),
+            (64, 8),
+            (90, 6),
+            (144, 6),
+            (960, 8),
+            (1000, 8),
+        ] {
+            assert_eq!(subgroups_for_rows(m), want, "{m} rows");
+        }
+        for m in 1..2000 {
+            let wg_y = subgroups_for_rows(m);
+            let tile = 8 * wg_y;
+            let tiles = m.div_ceil(tile);
+            assert!((1..=8).contains(&wg_y));
+            assert!(
+                tiles * tile - m < 8 * tiles,
+                "{m} rows: {tiles} tiles of {tile}"
+            );
+        }
     }
 }

@@ -126,7 +126,7 @@ fn implicit_forward(
     let wg_y = if along_pixels {
         8
     } else {
-        cog.div_ceil(8).next_power_of_two().min(8)
+        crate::ops::matmul::subgroups_for_rows(cog)
     };
     let (tile_rows, tile_cols) = if along_pixels {
         (8, 64 * wg_y)
