@@ -120,16 +120,26 @@ impl Optimizer for Sgd {
                 device.dispatch(&SGD, "plain", &[], &buffers, &params, grid)?;
             } else {
                 let new_buf = u.param.uninit_like(u.param.shape())?;
-                // No buffer yet: the kernel copies g, and reads nothing from this slot;
-                // the gradient fills it so the binding is valid.
-                let old_buf = self.buffers.get(&u.name);
-                params[1] = if old_buf.is_none() { FIRST_STEP } else { 0 }
+                // No buffer yet: the kernel copies g and reads nothing from the old-buffer
+                // slot. A placeholder of the buffer's size fills it anyway, so the first
+                // step holds as many buffers as every later one (which holds the old buffer
+                // while writing the new): a steady training loop then allocates nothing
+                // after its first step.
+                let placeholder;
+                let old_buf = match self.buffers.get(&u.name) {
+                    Some(b) => b,
+                    None => {
+                        placeholder = u.param.uninit_like(u.param.shape())?;
+                        &placeholder
+                    }
+                };
+                params[1] = if self.buffers.contains_key(&u.name) { 0 } else { FIRST_STEP }
                     | if c.nesterov { NESTEROV } else { 0 };
                 let buffers = [
                     u.param.buffer(),
                     u.grad.buffer(),
                     new_param.buffer(),
-                    old_buf.unwrap_or(&u.grad).buffer(),
+                    old_buf.buffer(),
                     new_buf.buffer(),
                 ];
                 device.dispatch(&SGD, "momentum", &[], &buffers, &params, grid)?;
