@@ -355,6 +355,8 @@ fn run(args: Args) -> Result<f64> {
     }
 
     let plain_progress = !std::io::stderr().is_terminal();
+    // Momentum buffers exist from the first step on, so later steps allocate nothing.
+    optimizer.reserve(&store)?;
     let mut rows = Vec::new();
     let mut allocations_after_first_step = None;
     // Buffers the training steps created after the first one (evaluation and checkpoints,

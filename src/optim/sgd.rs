@@ -51,6 +51,8 @@ pub struct Sgd {
     config: SgdConfig,
     /// Parameter name → momentum buffer; absent until the parameter's first step.
     buffers: HashMap<String, Tensor>,
+    /// Storage set aside by [`Sgd::reserve`] for buffers not yet written.
+    reserved: HashMap<String, Tensor>,
 }
 
 impl Sgd {
@@ -71,7 +73,25 @@ impl Sgd {
         Ok(Sgd {
             config,
             buffers: HashMap::new(),
+            reserved: HashMap::new(),
         })
+    }
+
+    /// Sets aside the momentum buffers' storage for every parameter of `store` that has
+    /// none yet, before the first step. Results do not change; what changes is that the
+    /// first training step already holds all the memory later steps hold (the buffers
+    /// exist during backward), so a steady loop allocates nothing after its first step.
+    pub fn reserve(&mut self, store: &ParamStore) -> Result<()> {
+        if self.config.momentum == 0.0 {
+            return Ok(());
+        }
+        for (name, param) in store.params() {
+            if !self.buffers.contains_key(name) && !self.reserved.contains_key(name) {
+                self.reserved
+                    .insert(name.to_string(), param.uninit_like(param.shape())?);
+            }
+        }
+        Ok(())
     }
 
     /// The hyperparameters.
@@ -129,12 +149,18 @@ impl Optimizer for Sgd {
                 let old_buf = match self.buffers.get(&u.name) {
                     Some(b) => b,
                     None => {
-                        placeholder = u.param.uninit_like(u.param.shape())?;
+                        placeholder = match self.reserved.remove(&u.name) {
+                            Some(t) if t.shape() == u.param.shape() => t,
+                            _ => u.param.uninit_like(u.param.shape())?,
+                        };
                         &placeholder
                     }
                 };
-                params[1] = if self.buffers.contains_key(&u.name) { 0 } else { FIRST_STEP }
-                    | if c.nesterov { NESTEROV } else { 0 };
+                params[1] = if self.buffers.contains_key(&u.name) {
+                    0
+                } else {
+                    FIRST_STEP
+                } | if c.nesterov { NESTEROV } else { 0 };
                 let buffers = [
                     u.param.buffer(),
                     u.grad.buffer(),
@@ -182,6 +208,7 @@ impl Optimizer for Sgd {
             return arg_err!("SGD: momentum buffers given to an optimizer without momentum");
         }
         self.buffers = buffers;
+        self.reserved.clear();
         Ok(())
     }
 
