@@ -13,7 +13,11 @@ have_icd() {
   return 1
 }
 have_loader() {
-  ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1'
+  # Not `ldconfig -p | grep -q`: with pipefail, grep -q exiting at the first match can
+  # kill ldconfig with SIGPIPE and fail the pipeline at random.
+  local libs
+  libs=$(ldconfig -p 2>/dev/null || true)
+  [[ "$libs" == *libvulkan.so.1* ]]
 }
 
 if have_icd && have_loader; then
