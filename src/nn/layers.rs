@@ -55,6 +55,36 @@ fn normal(device: &Device, rng: &mut Rng, shape: &[usize], std: f64) -> Result<T
     Tensor::from_vec(device, data, shape)
 }
 
+/// A convolution's tensors: `<name>.weight` of `shape` from Normal(0, √(2 / fan_out))
+/// — kaiming-normal with fan_out = shape[0]·kH·kW, PyTorch's fan_out of that tensor — and
+/// `<name>.bias` zeros of `bias_len` when asked.
+fn register_conv(
+    store: &mut ParamStore,
+    device: &Device,
+    rng: &mut Rng,
+    name: &str,
+    shape: [usize; 4],
+    bias_len: Option<usize>,
+) -> Result<()> {
+    let std = (2.0 / (shape[0] * shape[2] * shape[3]) as f64).sqrt();
+    store.insert_param(format!("{name}.weight"), normal(device, rng, &shape, std)?)?;
+    if let Some(len) = bias_len {
+        store.insert_param(format!("{name}.bias"), Tensor::zeros(device, &[len])?)?;
+    }
+    Ok(())
+}
+
+/// The weight and (when registered) bias of the convolution `name`, as tape leaves.
+fn conv_leaves(ctx: &Ctx, name: &str, bias: bool) -> Result<(Var, Option<Var>)> {
+    let w = ctx.param(&format!("{name}.weight"))?;
+    let b = if bias {
+        Some(ctx.param(&format!("{name}.bias"))?)
+    } else {
+        None
+    };
+    Ok((w, b))
+}
+
 /// 2-D convolution. Weight init: kaiming-normal with fan_out (std = √(2 / (C_out·kH·kW))),
 /// bias zeros — torchvision's init for its classification models.
 pub struct Conv2d {
@@ -75,13 +105,8 @@ impl Conv2d {
         params: Conv2dParams,
         bias: bool,
     ) -> Result<Self> {
-        let groups = params.groups.max(1);
-        let shape = [c_out, c_in / groups, k, k];
-        let std = (2.0 / (c_out * k * k) as f64).sqrt();
-        store.insert_param(format!("{name}.weight"), normal(device, rng, &shape, std)?)?;
-        if bias {
-            store.insert_param(format!("{name}.bias"), Tensor::zeros(device, &[c_out])?)?;
-        }
+        let shape = [c_out, c_in / params.groups.max(1), k, k];
+        register_conv(store, device, rng, name, shape, bias.then_some(c_out))?;
         Ok(Self {
             name: name.to_string(),
             params,
@@ -91,12 +116,7 @@ impl Conv2d {
 
     /// `conv2d(x, weight) + bias`.
     pub fn forward(&self, ctx: &mut Ctx, x: &Var) -> Result<Var> {
-        let w = ctx.param(&format!("{}.weight", self.name))?;
-        let b = if self.bias {
-            Some(ctx.param(&format!("{}.bias", self.name))?)
-        } else {
-            None
-        };
+        let (w, b) = conv_leaves(ctx, &self.name, self.bias)?;
         ctx.tape.conv2d(x, &w, b.as_ref(), &self.params)
     }
 }
@@ -122,13 +142,8 @@ impl ConvTranspose2d {
         params: ConvTranspose2dParams,
         bias: bool,
     ) -> Result<Self> {
-        let groups = params.groups.max(1);
-        let shape = [c_in, c_out / groups, k, k];
-        let std = (2.0 / (c_in * k * k) as f64).sqrt();
-        store.insert_param(format!("{name}.weight"), normal(device, rng, &shape, std)?)?;
-        if bias {
-            store.insert_param(format!("{name}.bias"), Tensor::zeros(device, &[c_out])?)?;
-        }
+        let shape = [c_in, c_out / params.groups.max(1), k, k];
+        register_conv(store, device, rng, name, shape, bias.then_some(c_out))?;
         Ok(Self {
             name: name.to_string(),
             params,
@@ -138,12 +153,7 @@ impl ConvTranspose2d {
 
     /// `conv_transpose2d(x, weight) + bias`.
     pub fn forward(&self, ctx: &mut Ctx, x: &Var) -> Result<Var> {
-        let w = ctx.param(&format!("{}.weight", self.name))?;
-        let b = if self.bias {
-            Some(ctx.param(&format!("{}.bias", self.name))?)
-        } else {
-            None
-        };
+        let (w, b) = conv_leaves(ctx, &self.name, self.bias)?;
         ctx.tape.conv_transpose2d(x, &w, b.as_ref(), &self.params)
     }
 }
