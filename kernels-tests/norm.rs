@@ -6,9 +6,10 @@ use liandan::ops::norm::{
     batch_norm_backward, batch_norm_eval, batch_norm_train, group_norm, group_norm_backward,
     layer_norm, layer_norm_backward,
 };
-use liandan::{Error, Result, Rng, Tensor};
+use liandan::{Result, Rng, Tensor};
 
 use crate::common::*;
+use crate::errors::Kind;
 
 const EPS: f32 = 1e-5;
 const MOMENTUM: f32 = 0.1;
@@ -480,24 +481,6 @@ fn long_reductions_and_a_large_mean_stay_accurate() {
     assert_close_scaled("layer_norm invstd", &got, &invstd, &zeros, RTOL);
 }
 
-/// Asserts `result` is an `Err` of the expected kind whose message holds every needle.
-fn expect_err<T: std::fmt::Debug>(what: &str, result: Result<T>, shape: bool, needles: &[&str]) {
-    let msg = match (result, shape) {
-        (Err(Error::Shape(msg)), true) | (Err(Error::InvalidArgument(msg)), false) => msg,
-        (other, _) => panic!(
-            "{what}: expected {} error, got {other:?}",
-            if shape {
-                "a shape"
-            } else {
-                "an invalid-argument"
-            }
-        ),
-    };
-    for needle in needles {
-        assert!(msg.contains(needle), "{what}: {msg:?} lacks {needle:?}");
-    }
-}
-
 #[test]
 fn bad_arguments_are_errors_naming_the_values() {
     let dev = device();
@@ -675,7 +658,8 @@ fn bad_arguments_are_errors_naming_the_values() {
         ),
     ];
     for (what, result, shape, needles) in cases {
-        expect_err(what, result, shape, needles);
+        let kind = if shape { Kind::Shape } else { Kind::Arg };
+        crate::errors::expect_err(what, result, kind, needles);
     }
 }
 
