@@ -455,3 +455,17 @@ mod second_graph {
         }
     }
 }
+
+/// The tests above again on a device with the smallest loop budget, where every op takes
+/// its split paths (segments, split-K, column ranges) on these small shapes.
+mod at_the_tight_loop_budget {
+    use crate::common::{tight_budget_device, with_device};
+
+    #[test]
+    fn composite_graph_gradients_match_finite_differences() {
+        with_device(
+            tight_budget_device(),
+            super::composite_graph_gradients_match_finite_differences,
+        );
+    }
+}

@@ -1,18 +1,62 @@
 //! Shared test support: the device, random data, and comparison against references.
 
+use std::cell::Cell;
 use std::sync::OnceLock;
 
+use liandan::gpu::loops::{LOOP_CAP, MIN_LOOP_BUDGET};
 use liandan::{Device, Rng, Tensor};
 
-/// The device all tests in this binary share, with poisoning on: every tensor an op
-/// creates starts as NaN.
+/// A device with poisoning on (every tensor an op creates starts as NaN) and `budget`
+/// loop iterations per invocation.
+fn make_device(budget: Option<u64>) -> Device {
+    let device = Device::new().unwrap_or_else(|e| panic!("kernel tests need an adapter: {e}"));
+    device.set_poison(Some(f32::NAN));
+    if let Some(budget) = budget {
+        device.set_loop_budget(budget).unwrap();
+    }
+    device
+}
+
+thread_local! {
+    /// The device `device()` hands out on this thread (each test runs on its own).
+    static CURRENT: Cell<Option<&'static Device>> = const { Cell::new(None) };
+}
+
+/// The device the running test uses: the shared one (default loop budget), unless the
+/// test runs inside [`with_device`].
 pub fn device() -> &'static Device {
     static DEVICE: OnceLock<Device> = OnceLock::new();
-    DEVICE.get_or_init(|| {
-        let device = Device::new().unwrap_or_else(|e| panic!("kernel tests need an adapter: {e}"));
-        device.set_poison(Some(f32::NAN));
-        device
-    })
+    CURRENT
+        .get()
+        .unwrap_or_else(|| DEVICE.get_or_init(|| make_device(None)))
+}
+
+/// A device with the smallest loop budget: every op takes its split paths (segmented
+/// reductions, split-K products, rows in column ranges) on small shapes.
+pub fn tight_budget_device() -> &'static Device {
+    static DEVICE: OnceLock<Device> = OnceLock::new();
+    DEVICE.get_or_init(|| make_device(Some(MIN_LOOP_BUDGET)))
+}
+
+/// A device whose loop budget is lavapipe's whole cap: each op plans invocations that
+/// loop right up to it, so an op that counts its loops short of what the driver counts
+/// returns wrong numbers there (on lavapipe), where the default budget's margin would
+/// hide it.
+pub fn cap_budget_device() -> &'static Device {
+    static DEVICE: OnceLock<Device> = OnceLock::new();
+    DEVICE.get_or_init(|| make_device(Some(LOOP_CAP)))
+}
+
+/// Runs `f` with [`device()`] returning `d` on this thread.
+pub fn with_device<R>(d: &'static Device, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<&'static Device>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CURRENT.set(self.0);
+        }
+    }
+    let _restore = Restore(CURRENT.replace(Some(d)));
+    f()
 }
 
 /// Sizes the sweeps draw from: the odd ones that catch edge handling, and a few others.

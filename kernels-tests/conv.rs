@@ -83,6 +83,33 @@ impl Geo {
         }
     }
 
+    /// Output `o` of the forward alone, and its rounding-error magnitude (Σ|terms| + 1).
+    fn output_at(&self, x: &[f64], wt: &[f64], o: usize) -> (f64, f64) {
+        let (cin_g, cout_g) = (self.c_in / self.g, self.c_out / self.g);
+        let ow = o % self.wo;
+        let oh = o / self.wo % self.ho;
+        let co = o / (self.wo * self.ho) % self.c_out;
+        let n = o / (self.wo * self.ho * self.c_out);
+        let (mut sum, mut mag) = (0.0, 1.0);
+        for cl in 0..cin_g {
+            let ci = co / cout_g * cin_g + cl;
+            for ky in 0..self.kh {
+                for kx in 0..self.kw {
+                    let ih = (oh * self.s.0 + ky * self.d.0) as isize - self.p.0 as isize;
+                    let iw = (ow * self.s.1 + kx * self.d.1) as isize - self.p.1 as isize;
+                    if ih < 0 || iw < 0 || ih >= self.h as isize || iw >= self.w as isize {
+                        continue;
+                    }
+                    let i = ((n * self.c_in + ci) * self.h + ih as usize) * self.w + iw as usize;
+                    let t = ((co * cin_g + cl) * self.kh + ky) * self.kw + kx;
+                    sum += x[i] * wt[t];
+                    mag += (x[i] * wt[t]).abs();
+                }
+            }
+        }
+        (sum, mag)
+    }
+
     fn forward(&self, x: &[f64], wt: &[f64]) -> Vec<f64> {
         let mut y = vec![0.0; self.output().iter().product()];
         self.for_each_mac(|o, i, t| y[o] += x[i] * wt[t]);
@@ -583,4 +610,254 @@ fn bad_arguments_are_errors_naming_the_values() {
             other => panic!("case {i}: expected an error naming {needle:?}, got {other:?}"),
         }
     }
+}
+
+/// The tests above again on a device with the smallest loop budget, where every op takes
+/// its split paths (segments, split-K, column ranges) on these small shapes.
+mod at_the_tight_loop_budget {
+    use crate::common::{tight_budget_device, with_device};
+
+    #[test]
+    fn standard_conv_sweep() {
+        with_device(tight_budget_device(), super::standard_conv_sweep);
+    }
+
+    #[test]
+    fn grouped_conv_sweep() {
+        with_device(tight_budget_device(), super::grouped_conv_sweep);
+    }
+
+    #[test]
+    fn depthwise_conv_sweep() {
+        with_device(tight_budget_device(), super::depthwise_conv_sweep);
+    }
+
+    #[test]
+    fn pointwise_conv_sweep() {
+        with_device(tight_budget_device(), super::pointwise_conv_sweep);
+    }
+
+    #[test]
+    fn dilated_conv_sweep() {
+        with_device(tight_budget_device(), super::dilated_conv_sweep);
+    }
+
+    #[test]
+    fn transposed_conv_sweep() {
+        with_device(tight_budget_device(), super::transposed_conv_sweep);
+    }
+
+    #[test]
+    fn bigger_batches_cross_the_scratch_chunks() {
+        with_device(
+            tight_budget_device(),
+            super::bigger_batches_cross_the_scratch_chunks,
+        );
+    }
+
+    #[test]
+    fn depthwise_multipliers_past_the_register_budget_split_into_blocks() {
+        with_device(
+            tight_budget_device(),
+            super::depthwise_multipliers_past_the_register_budget_split_into_blocks,
+        );
+    }
+
+    #[test]
+    fn transposed_output_padding_below_dilation() {
+        with_device(
+            tight_budget_device(),
+            super::transposed_output_padding_below_dilation,
+        );
+    }
+}
+
+/// Convolutions whose loops once ran past lavapipe's loop cap (65,535 iterations per
+/// invocation, after which it silently stops) or whose one sample's im2col passed a
+/// storage binding: every primitive against the reference.
+mod past_the_loop_cap {
+    use super::*;
+
+    /// A 3×3, padding-1 convolution of `input` (stride and dilation as given).
+    fn geo3x3(input: [usize; 4], c_out: usize, g: usize, s: usize, d: usize) -> Geo {
+        let [n, c_in, h, w] = input;
+        let ho = (h + 2 * d - 2 * d - 1) / s + 1;
+        let wo = (w + 2 * d - 2 * d - 1) / s + 1;
+        Geo {
+            n,
+            c_in,
+            h,
+            w,
+            c_out,
+            ho,
+            wo,
+            kh: 3,
+            kw: 3,
+            s: (s, s),
+            p: (d, d),
+            d: (d, d),
+            g,
+        }
+    }
+
+    #[test]
+    fn weight_gradient_over_512x512_pixels_per_sample() {
+        // The weight gradient sums over 262,144 pixels per sample.
+        let mut rng = Rng::new(61);
+        check_geo(
+            &mut rng,
+            Form::Standard,
+            geo3x3([4, 3, 512, 512], 2, 1, 1, 1),
+            (0, 0),
+        );
+    }
+
+    #[test]
+    fn depthwise_rows_of_1872_and_70000_columns() {
+        let mut rng = Rng::new(62);
+        // Once zeros from column ~1443 of the input gradient.
+        check_geo(
+            &mut rng,
+            Form::Depthwise,
+            geo3x3([1, 4, 560, 1872], 4, 4, 1, 1),
+            (0, 0),
+        );
+        check_geo(
+            &mut rng,
+            Form::Depthwise,
+            geo3x3([1, 2, 3, 70_000], 2, 2, 1, 1),
+            (0, 0),
+        );
+        // Dilated: the generic depthwise kernels.
+        check_geo(
+            &mut rng,
+            Form::Depthwise,
+            geo3x3([1, 2, 5, 70_000], 2, 2, 1, 2),
+            (0, 0),
+        );
+    }
+
+    #[test]
+    fn taps_of_270000_per_output() {
+        // 30,000 input channels × 3×3: each output sums 270,000 products; the implicit
+        // kernel (8 outputs per group) and im2col + GEMM (17) both split along K.
+        let mut rng = Rng::new(63);
+        for c_out in [8, 17] {
+            check_geo(
+                &mut rng,
+                Form::Standard,
+                geo3x3([1, 30_000, 3, 3], c_out, 1, 1, 1),
+                (0, 0),
+            );
+        }
+    }
+
+    #[test]
+    fn one_sample_larger_than_the_im2col_scratch() {
+        // One sample's im2col is 150 MB here (more than a storage binding): it runs in
+        // pixel ranges. Only sampled outputs are checked (the full reference is slow).
+        let mut rng = Rng::new(64);
+        let geo = geo3x3([1, 64, 256, 256], 32, 1, 1, 1);
+        let (xv, wv) = (
+            values(&mut rng, &geo.input()),
+            values(&mut rng, &geo.weight()),
+        );
+        let y = conv2d(
+            &to_tensor(&xv, &geo.input()),
+            &to_tensor(&wv, &geo.weight()),
+            None,
+            &geo.params(),
+        )
+        .unwrap()
+        .to_vec()
+        .unwrap();
+        let picks: Vec<usize> = (0..3000)
+            .map(|_| rng.below(y.len() as u64) as usize)
+            .collect();
+        let got: Vec<f32> = picks.iter().map(|&o| y[o]).collect();
+        let (want, mag): (Vec<f64>, Vec<f64>) =
+            picks.iter().map(|&o| geo.output_at(&xv, &wv, o)).unzip();
+        assert_close_scaled("forward of a 150 MB im2col", &got, &want, &mag, 1e-4);
+        // Every primitive, on samples large enough to take several pixel ranges (strided:
+        // GEMM + col2im, which then adds the ranges' contributions).
+        check_geo(
+            &mut rng,
+            Form::Standard,
+            geo3x3([1, 4, 512, 512], 17, 1, 1, 1),
+            (0, 0),
+        );
+        check_geo(
+            &mut rng,
+            Form::Standard,
+            geo3x3([1, 4, 1100, 1100], 17, 1, 2, 1),
+            (0, 0),
+        );
+    }
+
+    /// At a loop budget of the whole cap, the split kernels loop right up to it: a loop
+    /// cost counted short of what the driver counts would leave outputs wrong here.
+    #[test]
+    fn splits_at_the_cap_are_counted_right() {
+        with_device(cap_budget_device(), || {
+            let mut rng = Rng::new(65);
+            for geo in [
+                geo3x3([1, 1, 3, 3000], 1, 1, 1, 1),  // direct kernels
+                geo3x3([1, 1, 5, 5000], 1, 1, 1, 2),  // generic depthwise
+                geo3x3([1, 1, 512, 512], 1, 1, 1, 1), // long tap-major im2col rows
+            ] {
+                let form = if geo.c_in == 1 && geo.d.0 == 1 && geo.h == 512 {
+                    Form::Standard
+                } else {
+                    Form::Depthwise
+                };
+                check_geo(&mut rng, form, geo, (0, 0));
+            }
+            for c_out in [8, 17] {
+                check_geo(
+                    &mut rng,
+                    Form::Standard,
+                    geo3x3([1, 30_000, 3, 3], c_out, 1, 1, 1),
+                    (0, 0),
+                );
+            }
+        });
+    }
+}
+
+/// Paths only a tight loop budget sends small shapes down: im2col rows and products split
+/// along K, col2im taps gathered in several launches, weight gradients in segments.
+#[test]
+fn split_paths_at_the_tight_loop_budget() {
+    with_device(tight_budget_device(), || {
+        let mut rng = Rng::new(66);
+        let geo = |input: [usize; 4], c_out, k: usize, s: usize, d: usize, g| {
+            let [n, c_in, h, w] = input;
+            let span = d * (k - 1) + 1;
+            Geo {
+                n,
+                c_in,
+                h,
+                w,
+                c_out,
+                ho: (h - span) / s + 1,
+                wo: (w - span) / s + 1,
+                kh: k,
+                kw: k,
+                s: (s, s),
+                p: (0, 0),
+                d: (d, d),
+                g,
+            }
+        };
+        for (form, g) in [
+            (Form::Standard, geo([1, 112, 5, 5], 32, 3, 1, 1, 1)), // im2col rows, split-K
+            (Form::Standard, geo([1, 112, 5, 5], 8, 3, 1, 1, 1)),  // implicit, split-K
+            (Form::Standard, geo([2, 2, 36, 36], 3, 3, 1, 1, 1)),  // long weight-grad rows
+            (Form::Standard, geo([1, 2, 40, 40], 3, 17, 2, 1, 1)), // col2im taps in parts
+            (Form::Depthwise, geo([2, 3, 100, 100], 3, 3, 1, 2, 3)), // weight grad segments
+            (Form::Depthwise, geo([1, 2, 9, 60], 2, 3, 1, 1, 2)),  // direct: column ranges
+        ] {
+            check_geo(&mut rng, form, g, (0, 0));
+        }
+    });
 }

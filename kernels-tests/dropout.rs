@@ -237,3 +237,33 @@ fn bad_arguments_are_errors_naming_the_values() {
         expect_err(what, result, kind, needles);
     }
 }
+
+#[test]
+fn infinities_are_multiplied_by_the_mask_both_ways() {
+    // PyTorch: y = x · mask / (1 - p), so a dropped infinity is NaN (not 0), a kept one
+    // stays infinite; the backward multiplies the gradient by the same mask.
+    let n = 64;
+    let (p, seed) = (0.5, 7);
+    let x = Tensor::full(device(), &[n], f32::INFINITY).unwrap();
+    let (y, mask) = dropout(&x, p, true, seed).unwrap();
+    let (y, mask) = (read(&y), mask.unwrap());
+    let kept = dropout_mask_cpu(n, p, seed).unwrap();
+    assert!(kept.contains(&0.0) && kept.contains(&1.0));
+    for i in 0..n {
+        if kept[i] == 1.0 {
+            assert_eq!(y[i], f32::INFINITY, "kept element {i}");
+        } else {
+            assert!(y[i].is_nan(), "dropped element {i} is {}", y[i]);
+        }
+    }
+    let g = Tensor::full(device(), &[n], 1.0).unwrap();
+    let dx = read(&dropout_backward(&g, &mask, p).unwrap());
+    let want: Vec<f32> = kept.iter().map(|k| k * 2.0).collect();
+    assert_eq!(dx, want);
+    let g = Tensor::full(device(), &[n], f32::NAN).unwrap();
+    assert!(
+        read(&dropout_backward(&g, &mask, p).unwrap())
+            .iter()
+            .all(|v| v.is_nan())
+    );
+}

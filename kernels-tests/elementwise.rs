@@ -357,3 +357,35 @@ fn mismatched_shapes_are_errors_naming_both() {
         "[3] does not broadcast to the last axis 4"
     );
 }
+
+#[test]
+fn nan_and_infinities_follow_pytorch() {
+    // What PyTorch 2.15 returns for [NaN, inf, -inf]: NaN stays NaN through every
+    // activation (max and clamp in WGSL may drop it), and -inf · 0 in hardswish and silu
+    // is NaN, as there.
+    let x = Tensor::from_slice(
+        device(),
+        &[f32::NAN, f32::INFINITY, f32::NEG_INFINITY],
+        &[3],
+    )
+    .unwrap();
+    let (nan, inf) = (f32::NAN, f32::INFINITY);
+    for (op, want) in [
+        (UnaryOp::Relu, [nan, inf, 0.0]),
+        (UnaryOp::Relu6, [nan, 6.0, 0.0]),
+        (UnaryOp::Sigmoid, [nan, 1.0, 0.0]),
+        (UnaryOp::Tanh, [nan, 1.0, -1.0]),
+        (UnaryOp::HardSigmoid, [nan, 1.0, 0.0]),
+        (UnaryOp::HardSwish, [nan, inf, nan]),
+        (UnaryOp::Silu, [nan, inf, nan]),
+        (UnaryOp::Neg, [nan, -inf, inf]),
+        (UnaryOp::Exp, [nan, inf, 0.0]),
+    ] {
+        let got = unary(&x, op).unwrap().to_vec().unwrap();
+        let same = got
+            .iter()
+            .zip(want)
+            .all(|(g, w)| g.is_nan() && w.is_nan() || *g == w);
+        assert!(same, "{op:?}: {got:?}, PyTorch gives {want:?}");
+    }
+}

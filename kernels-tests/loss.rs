@@ -219,3 +219,89 @@ fn bad_arguments_are_errors_naming_the_values() {
         expect_err(what, result, kind, needles);
     }
 }
+
+/// The tests above again on a device with the smallest loop budget, where every op takes
+/// its split paths (segments, split-K, column ranges) on these small shapes.
+mod at_the_tight_loop_budget {
+    use crate::common::{tight_budget_device, with_device};
+
+    #[test]
+    fn cross_entropy_matches_reference_forward_and_backward() {
+        with_device(
+            tight_budget_device(),
+            super::cross_entropy_matches_reference_forward_and_backward,
+        );
+    }
+
+    #[test]
+    fn large_logits_stay_finite() {
+        with_device(tight_budget_device(), super::large_logits_stay_finite);
+    }
+}
+
+/// Rows past lavapipe's loop cap (65,535 iterations per invocation, which once broke
+/// cross-entropy with C = 2^21): the row statistics are reductions in segments.
+#[test]
+fn classes_past_the_loop_cap_match_reference() {
+    let mut rng = Rng::new(103);
+    let (n, c) = (2, 1 << 21);
+    let (x, xs) = random_tensor(&mut rng, &[n, c], -15.0, 15.0);
+    let targets = vec![5, c - 1];
+    for eps in [0.0, 0.1] {
+        let (want, mag) = reference(&xs, &targets, c, eps);
+        let got = cross_entropy(&x, &targets, eps as f32)
+            .unwrap()
+            .to_vec()
+            .unwrap();
+        assert_close_scaled(&format!("C = 2^21, eps {eps}"), &got, &[want], &[mag], 1e-4);
+        let (want, mag) = reference_backward(&xs, &targets, c, eps, 1.0);
+        let got = cross_entropy_backward(&x, &targets, eps as f32, 1.0)
+            .unwrap()
+            .to_vec()
+            .unwrap();
+        assert_close_scaled(
+            &format!("C = 2^21 backward, eps {eps}"),
+            &got,
+            &want,
+            &mag,
+            1e-4,
+        );
+    }
+}
+
+#[test]
+fn infinite_logits_follow_pytorch() {
+    let d = device();
+    let x = Tensor::from_vec(d, vec![0.0, f32::NEG_INFINITY, 1.0], &[1, 3]).unwrap();
+    // PyTorch: cross_entropy([[0, -inf, 1]], [0]) = 1.3133 (log(1 + e)), finite: the -inf
+    // class only drops out of the softmax.
+    let loss = cross_entropy(&x, &[0], 0.0).unwrap().to_scalar().unwrap();
+    assert!((loss - 1.313_261_7).abs() < 1e-6, "{loss}");
+    let grad = cross_entropy_backward(&x, &[0], 0.0, 1.0)
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    let e = std::f32::consts::E;
+    let want = [1.0 / (1.0 + e) - 1.0, 0.0, e / (1.0 + e)];
+    for (g, w) in grad.iter().zip(want) {
+        assert!((g - w).abs() < 1e-6, "{grad:?} vs {want:?}");
+    }
+    // The target's logit at -inf, or any -inf under smoothing: infinite loss.
+    assert_eq!(
+        cross_entropy(&x, &[1], 0.0).unwrap().to_scalar().unwrap(),
+        f32::INFINITY
+    );
+    assert_eq!(
+        cross_entropy(&x, &[0], 0.1).unwrap().to_scalar().unwrap(),
+        f32::INFINITY
+    );
+    // A NaN logit makes the loss NaN.
+    let x = Tensor::from_vec(d, vec![0.0, f32::NAN, 1.0], &[1, 3]).unwrap();
+    assert!(
+        cross_entropy(&x, &[0], 0.0)
+            .unwrap()
+            .to_scalar()
+            .unwrap()
+            .is_nan()
+    );
+}

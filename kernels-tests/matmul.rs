@@ -162,3 +162,67 @@ fn batches_past_the_grid_limit_run_in_parts() {
         assert_eq!(c[z], want, "product {z}");
     }
 }
+
+/// The tests above again on a device with the smallest loop budget, where every op takes
+/// its split paths (segments, split-K, column ranges) on these small shapes.
+mod at_the_tight_loop_budget {
+    use crate::common::{tight_budget_device, with_device};
+
+    #[test]
+    fn matmul_matches_reference_for_every_transpose_and_odd_sizes() {
+        with_device(
+            tight_budget_device(),
+            super::matmul_matches_reference_for_every_transpose_and_odd_sizes,
+        );
+    }
+
+    #[test]
+    fn batched_matmul_with_broadcast_batches() {
+        with_device(
+            tight_budget_device(),
+            super::batched_matmul_with_broadcast_batches,
+        );
+    }
+
+    #[test]
+    fn long_inner_dimension_within_1e4() {
+        with_device(
+            tight_budget_device(),
+            super::long_inner_dimension_within_1e4,
+        );
+    }
+}
+
+/// Products whose K runs past lavapipe's loop cap (65,535 iterations per invocation,
+/// which once stopped `ones[1, 2^19] · ones[2^19, 1]` at 262,140): split along K.
+mod past_the_loop_cap {
+    use super::*;
+
+    #[test]
+    fn a_long_dot_product_counts_every_term() {
+        let k = 1 << 19;
+        let a = Tensor::ones(device(), &[1, k]).unwrap();
+        let b = Tensor::ones(device(), &[k, 1]).unwrap();
+        for kernel in kernels() {
+            let c = matmul_with(&a, &b, false, false, kernel).unwrap();
+            assert_eq!(c.to_vec().unwrap(), [k as f32], "{kernel:?}");
+        }
+    }
+
+    #[test]
+    fn long_products_match_the_reference() {
+        let mut rng = Rng::new(44);
+        check(&mut rng, &[], &[], 3, 2, 300_001, false, true, 1e-4);
+        check(&mut rng, &[2], &[2], 2, 9, 70_001, true, false, 1e-4);
+    }
+
+    /// At a loop budget of the whole cap, each K-slice loops right up to it: a kernel
+    /// whose loops cost more than its declared count would come up short here.
+    #[test]
+    fn slices_at_the_cap_are_counted_right() {
+        with_device(cap_budget_device(), || {
+            let mut rng = Rng::new(45);
+            check(&mut rng, &[], &[], 3, 2, 270_000, false, true, 1e-4);
+        });
+    }
+}

@@ -681,3 +681,122 @@ fn empty_batches_give_empty_results() {
     let (dx, dw, _) = group_norm_backward(&x, &x, 3, None, &mean, &invstd).unwrap();
     assert_eq!((dx.shape(), read(&dw)), (&[0, 3, 2][..], vec![0.0; 3]));
 }
+
+/// The tests above again on a device with the smallest loop budget, where every op takes
+/// its split paths (segments, split-K, column ranges) on these small shapes.
+mod at_the_tight_loop_budget {
+    use crate::common::{tight_budget_device, with_device};
+
+    #[test]
+    fn batch_norm_matches_reference_in_training_evaluation_and_backward() {
+        with_device(
+            tight_budget_device(),
+            super::batch_norm_matches_reference_in_training_evaluation_and_backward,
+        );
+    }
+
+    #[test]
+    fn layer_norm_matches_reference_forward_and_backward() {
+        with_device(
+            tight_budget_device(),
+            super::layer_norm_matches_reference_forward_and_backward,
+        );
+    }
+
+    #[test]
+    fn group_norm_matches_reference_forward_and_backward() {
+        with_device(
+            tight_budget_device(),
+            super::group_norm_matches_reference_forward_and_backward,
+        );
+    }
+
+    #[test]
+    fn running_statistics_use_momentum_and_unbiased_variance() {
+        with_device(
+            tight_budget_device(),
+            super::running_statistics_use_momentum_and_unbiased_variance,
+        );
+    }
+
+    #[test]
+    fn long_reductions_and_a_large_mean_stay_accurate() {
+        with_device(
+            tight_budget_device(),
+            super::long_reductions_and_a_large_mean_stay_accurate,
+        );
+    }
+}
+
+/// Statistics over more values than lavapipe's loop cap lets one invocation loop over
+/// (65,535 iterations, which once gave batch norm a mean of 0.094 for a constant 3.0
+/// over 4M values per channel): reductions in segments.
+mod past_the_loop_cap {
+    use super::*;
+
+    #[test]
+    fn batch_norm_over_4m_values_per_channel() {
+        let d = device();
+        let shape = [4, 1, 1024, 1024];
+        let x = Tensor::full(d, &shape, 3.0).unwrap();
+        let rm = Tensor::zeros(d, &[1]).unwrap();
+        let rv = Tensor::ones(d, &[1]).unwrap();
+        let out = batch_norm_train(&x, None, None, &rm, &rv, MOMENTUM, EPS).unwrap();
+        assert_eq!(read(&out.save_mean), [3.0]);
+        assert_eq!(read(&out.running_mean), [0.3]);
+        assert_close(
+            "invstd",
+            &read(&out.save_invstd),
+            &[1.0 / 1e-5f64.sqrt()],
+            1e-5,
+        );
+
+        // Random data, two channels of 2M: forward and backward against the reference.
+        let mut rng = Rng::new(76);
+        let shape = [2, 2, 1024, 1024];
+        let (x, xs) = random_tensor(&mut rng, &shape, -3.0, 3.0);
+        let (w, ws) = random_tensor(&mut rng, &[2], 0.5, 2.0);
+        let rm = Tensor::zeros(d, &[2]).unwrap();
+        let rv = Tensor::ones(d, &[2]).unwrap();
+        let at = batch_norm_layout(&shape);
+        let out = batch_norm_train(&x, Some(&w), None, &rm, &rv, MOMENTUM, EPS).unwrap();
+        let (want_y, mean, invstd, _) = forward(&xs, &at, Some(&ws), None);
+        let scale = forward_scale(&xs, &at, &mean, &invstd, Some(&ws), None);
+        assert_close_scaled("batch_norm 2M y", &read(&out.y), &want_y, &scale, RTOL);
+        let (dy, dys) = random_tensor(&mut rng, &shape, -1.0, 1.0);
+        let got = batch_norm_backward(&dy, &x, Some(&w), &out.save_mean, &out.save_invstd);
+        check_backward(
+            "batch_norm 2M",
+            got.unwrap(),
+            &dys,
+            &xs,
+            &at,
+            Some(&ws),
+            &[2],
+        );
+    }
+
+    #[test]
+    fn layer_and_group_norm_over_rows_of_2_to_the_22() {
+        let mut rng = Rng::new(77);
+        let shape = [1, 4, 1024, 1024];
+        let (x, xs) = random_tensor(&mut rng, &shape, -3.0, 3.0);
+        let (dy, dys) = random_tensor(&mut rng, &shape, -1.0, 1.0);
+
+        let (y, mean, invstd) = layer_norm(&x, 3, None, None, EPS).unwrap();
+        let at = layer_norm_layout(&shape, 3);
+        let (want_y, want_mean, want_invstd, _) = forward(&xs, &at, None, None);
+        let scale = forward_scale(&xs, &at, &want_mean, &want_invstd, None, None);
+        assert_close_scaled("layer_norm 2^22 y", &read(&y), &want_y, &scale, RTOL);
+        let got = layer_norm_backward(&dy, &x, 3, None, &mean, &invstd).unwrap();
+        check_backward("layer_norm 2^22", got, &dys, &xs, &at, None, &shape[1..]);
+
+        let (y, mean, invstd) = group_norm(&x, 1, None, None, EPS).unwrap();
+        let at = group_norm_layout(&shape, 1);
+        let (want_y, want_mean, want_invstd, _) = forward(&xs, &at, None, None);
+        let scale = forward_scale(&xs, &at, &want_mean, &want_invstd, None, None);
+        assert_close_scaled("group_norm 2^22 y", &read(&y), &want_y, &scale, RTOL);
+        let got = group_norm_backward(&dy, &x, 1, None, &mean, &invstd).unwrap();
+        check_backward("group_norm 2^22", got, &dys, &xs, &at, None, &[4]);
+    }
+}

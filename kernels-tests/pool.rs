@@ -739,3 +739,139 @@ fn bad_arguments_are_errors_naming_the_values() {
         }
     }
 }
+
+/// The tests above again on a device with the smallest loop budget, where every op takes
+/// its split paths (segments, split-K, column ranges) on these small shapes.
+mod at_the_tight_loop_budget {
+    use crate::common::{tight_budget_device, with_device};
+
+    #[test]
+    fn max_pool2d_matches_reference_over_random_windows() {
+        with_device(
+            tight_budget_device(),
+            super::max_pool2d_matches_reference_over_random_windows,
+        );
+    }
+
+    #[test]
+    fn avg_pool2d_matches_reference_over_random_windows() {
+        with_device(
+            tight_budget_device(),
+            super::avg_pool2d_matches_reference_over_random_windows,
+        );
+    }
+
+    #[test]
+    fn adaptive_avg_pool2d_matches_reference() {
+        with_device(
+            tight_budget_device(),
+            super::adaptive_avg_pool2d_matches_reference,
+        );
+    }
+
+    #[test]
+    fn adaptive_max_pool2d_matches_reference() {
+        with_device(
+            tight_budget_device(),
+            super::adaptive_max_pool2d_matches_reference,
+        );
+    }
+
+    #[test]
+    fn global_avg_pool2d_backward_spreads_the_gradient_evenly() {
+        with_device(
+            tight_budget_device(),
+            super::global_avg_pool2d_backward_spreads_the_gradient_evenly,
+        );
+    }
+
+    #[test]
+    fn known_values_follow_pytorch() {
+        with_device(tight_budget_device(), super::known_values_follow_pytorch);
+    }
+
+    #[test]
+    fn max_pool_ties_nan_and_infinity_follow_pytorch() {
+        with_device(
+            tight_budget_device(),
+            super::max_pool_ties_nan_and_infinity_follow_pytorch,
+        );
+    }
+}
+
+/// Windows (or sets of covering outputs) longer than the loop budget lets one invocation
+/// walk: each element's walk in segments, combined afterwards.
+mod long_windows {
+    use super::*;
+
+    /// A 90,000-tap window: once past lavapipe's loop cap (65,535 iterations per
+    /// invocation, after which it silently stops). At the budget of the whole cap the
+    /// first segment loops right up to it, so a walk that costs more than its declared
+    /// count would come up short there; at the tight budget the partial maxima need two
+    /// rounds of combining.
+    fn one_window_of_300x300() {
+        let mut rng = Rng::new(97);
+        let shape = [1, 2, 300, 300];
+        let pb = adaptive_problem(shape, (1, 1));
+        check_max(&mut rng, &pb, |x| {
+            pool::adaptive_max_pool2d(x, (1, 1)).unwrap()
+        });
+        check_avg(
+            &mut rng,
+            &pb,
+            false,
+            |x| pool::adaptive_avg_pool2d(x, (1, 1)).unwrap(),
+            |g| pool::adaptive_avg_pool2d_backward(g, &shape).unwrap(),
+        );
+        let window = Pool2d::new((300, 300));
+        let pb = fixed_problem(shape, window).unwrap();
+        check_max(&mut rng, &pb, |x| pool::max_pool2d(x, &window).unwrap());
+    }
+
+    #[test]
+    fn past_the_loop_cap() {
+        one_window_of_300x300();
+    }
+
+    #[test]
+    fn at_the_cap_budget() {
+        with_device(cap_budget_device(), one_window_of_300x300);
+    }
+
+    #[test]
+    fn at_the_tight_budget() {
+        with_device(tight_budget_device(), || {
+            one_window_of_300x300();
+            // Overlapping 20×20 windows: 400 taps forward, 400 covering outputs backward.
+            let mut rng = Rng::new(98);
+            let shape = [2, 3, 45, 47];
+            for (window, include_pad) in [
+                (Pool2d::new((20, 20)).stride((1, 1)), false),
+                (
+                    Pool2d::new((20, 18))
+                        .stride((2, 1))
+                        .padding((3, 9))
+                        .ceil_mode(true),
+                    true,
+                ),
+            ] {
+                let pb = fixed_problem(shape, window).unwrap();
+                check_max(&mut rng, &pb, |x| pool::max_pool2d(x, &window).unwrap());
+                check_avg(
+                    &mut rng,
+                    &pb,
+                    include_pad,
+                    |x| pool::avg_pool2d(x, &window, include_pad).unwrap(),
+                    |g| pool::avg_pool2d_backward(g, &shape, &window, include_pad).unwrap(),
+                );
+            }
+            // Adaptive bins of 23 × 24 taps, and outputs covering inputs 2× over.
+            for out in [(2, 2), (90, 94)] {
+                let pb = adaptive_problem(shape, out);
+                check_max(&mut rng, &pb, |x| {
+                    pool::adaptive_max_pool2d(x, out).unwrap()
+                });
+            }
+        });
+    }
+}

@@ -186,3 +186,92 @@ fn bad_axes_are_errors() {
         Err(Error::InvalidArgument(_))
     ));
 }
+
+/// The tests above again on a device with the smallest loop budget, where every op takes
+/// its split paths (segments, split-K, column ranges) on these small shapes.
+mod at_the_tight_loop_budget {
+    use crate::common::{tight_budget_device, with_device};
+
+    #[test]
+    fn reductions_match_reference_over_random_axes() {
+        with_device(
+            tight_budget_device(),
+            super::reductions_match_reference_over_random_axes,
+        );
+    }
+
+    #[test]
+    fn long_reductions_use_whole_workgroups_correctly() {
+        with_device(
+            tight_budget_device(),
+            super::long_reductions_use_whole_workgroups_correctly,
+        );
+    }
+
+    #[test]
+    fn global_average_pool_is_the_mean_over_h_and_w() {
+        with_device(
+            tight_budget_device(),
+            super::global_average_pool_is_the_mean_over_h_and_w,
+        );
+    }
+}
+
+/// Reductions past lavapipe's loop cap (65,535 iterations per invocation, which once cut
+/// `sum_all` of 2^22 ones short at 43,690): split into segments and combined.
+mod past_the_loop_cap {
+    use super::*;
+
+    #[test]
+    fn every_element_of_a_long_reduction_counts() {
+        let n = 1 << 22;
+        let ones = Tensor::full(device(), &[n], 1.0).unwrap();
+        assert_eq!(ones.sum_all().unwrap().to_scalar().unwrap(), n as f32);
+        assert_eq!(ones.mean(&[0], false).unwrap().to_scalar().unwrap(), 1.0);
+        // The maximum is the very last element.
+        let ramp = Tensor::arange(device(), 0.0, n as f32, 1.0).unwrap();
+        let max = ramp.max(&[0], false).unwrap().to_scalar().unwrap();
+        assert_eq!(max, (n - 1) as f32);
+    }
+
+    #[test]
+    fn long_reductions_match_the_reference() {
+        let mut rng = Rng::new(24);
+        for (shape, axes) in [
+            (vec![3, 1 << 21], vec![1]),
+            (vec![1 << 20, 3], vec![0]),
+            (vec![2, 1 << 10, 4, 1 << 9], vec![1, 3]),
+        ] {
+            let (x, xs) = random_tensor(&mut rng, &shape, -1.0, 1.0);
+            for kind in [Kind::Sum, Kind::Mean, Kind::Max] {
+                let y = match kind {
+                    Kind::Sum => x.sum(&axes, true),
+                    Kind::Mean => x.mean(&axes, true),
+                    Kind::Max => x.max(&axes, true),
+                }
+                .unwrap();
+                let (want, mag, _) = reference(&xs, &shape, &axes, kind);
+                let what = format!("{kind:?} of {shape:?} over {axes:?}");
+                assert_close_scaled(&what, &y.to_vec().unwrap(), &want, &mag, 1e-5);
+            }
+        }
+    }
+}
+
+#[test]
+fn max_propagates_nan_as_pytorch() {
+    // PyTorch: max over [1, NaN, 3] is NaN, wherever the NaN sits and however long the
+    // reduction (a long one combines partial maxima).
+    let x = Tensor::from_vec(device(), vec![1.0, f32::NAN, 3.0], &[3]).unwrap();
+    assert!(x.max(&[0], false).unwrap().to_scalar().unwrap().is_nan());
+    for at in [0, 77_777, (1 << 20) - 1] {
+        let mut values = vec![2.0f32; 1 << 20];
+        values[at] = f32::NAN;
+        let x = Tensor::from_vec(device(), values, &[1 << 20]).unwrap();
+        let max = x.max(&[0], false).unwrap().to_scalar().unwrap();
+        assert!(max.is_nan(), "NaN at {at}: max {max}");
+    }
+    // Infinities are ordinary values.
+    let x = Tensor::from_vec(device(), vec![f32::NEG_INFINITY, -1.0], &[2]).unwrap();
+    assert_eq!(x.max(&[0], false).unwrap().to_scalar().unwrap(), -1.0);
+}

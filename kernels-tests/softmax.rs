@@ -59,3 +59,59 @@ fn large_logits_stay_finite() {
         assert!((total - 1.0).abs() < 1e-5, "row sums to {total}");
     }
 }
+
+/// The tests above again on a device with the smallest loop budget, where every op takes
+/// its split paths (segments, split-K, column ranges) on these small shapes.
+mod at_the_tight_loop_budget {
+    use crate::common::{tight_budget_device, with_device};
+
+    #[test]
+    fn softmax_and_log_softmax_match_reference() {
+        with_device(
+            tight_budget_device(),
+            super::softmax_and_log_softmax_match_reference,
+        );
+    }
+
+    #[test]
+    fn large_logits_stay_finite() {
+        with_device(tight_budget_device(), super::large_logits_stay_finite);
+    }
+}
+
+/// Rows past lavapipe's loop cap (65,535 iterations per invocation, which once broke
+/// softmax from rows of 2^21): their maximum and sum are reductions in segments.
+#[test]
+fn rows_past_the_loop_cap_match_reference() {
+    let mut rng = Rng::new(33);
+    let len = 1 << 21;
+    let (x, xs) = random_tensor(&mut rng, &[2, len], -15.0, 15.0);
+    let zeros = vec![0.0; xs.len()];
+    let got = x.softmax().unwrap().to_vec().unwrap();
+    assert_close_scaled(
+        "softmax 2^21",
+        &got,
+        &reference(&xs, len, false),
+        &zeros,
+        1e-4,
+    );
+    let got = x.log_softmax().unwrap().to_vec().unwrap();
+    assert_close("log_softmax 2^21", &got, &reference(&xs, len, true), 1e-4);
+}
+
+#[test]
+fn nan_and_infinities_follow_pytorch() {
+    let d = device();
+    // A NaN makes its whole row NaN; -inf gets probability 0.
+    let x = liandan::Tensor::from_vec(
+        d,
+        vec![1.0, f32::NAN, 2.0, 0.0, f32::NEG_INFINITY, 0.0],
+        &[2, 3],
+    )
+    .unwrap();
+    let p = x.softmax().unwrap().to_vec().unwrap();
+    assert!(p[..3].iter().all(|v| v.is_nan()), "{p:?}");
+    assert_eq!(&p[3..], &[0.5, 0.0, 0.5]);
+    let lp = x.log_softmax().unwrap().to_vec().unwrap();
+    assert_eq!(lp[4], f32::NEG_INFINITY);
+}

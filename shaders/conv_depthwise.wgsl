@@ -2,12 +2,14 @@
 // Depthwise convolution (groups = input channels; output channel co reads input channel
 // co / mult), forward and both gradients, each ONE launch for all channels.
 //
-// forward and backward_input give each invocation a whole row, so the row's index
-// arithmetic is paid once and neighbouring outputs reuse the same weights.
-// backward_weight gives each (channel, tap) a workgroup that reduces over batch and space.
+// forward and backward_input give each invocation a row (or, for rows longer than the
+// loop budget allows, a range of `seg_len` columns of it: `segments` per row), so the
+// row's index arithmetic is paid once and neighbouring outputs reuse the same weights.
+// backward_weight gives each (channel, tap) `segments` workgroups, each reducing
+// `seg_len` of the batch's output pixels; the host adds up the partial sums.
 
 struct Params {
-    total: u32, // invocations (rows) or workgroups (weights) in this launch
+    total: u32, // invocations (rows · segments) or workgroups (weights · segments)
     n: u32,
     c_in: u32,
     h: u32,
@@ -24,6 +26,8 @@ struct Params {
     dil_h: u32,
     dil_w: u32,
     mult: u32, // c_out / c_in
+    segments: u32,
+    seg_len: u32, // columns (forward, backward_input) or pixels (backward_weight)
 }
 
 // forward: (x, weight, y); backward_input: (dy, weight, dx); backward_weight: (x, dy, dw).
@@ -34,24 +38,27 @@ struct Params {
 
 const WG: u32 = REDUCE_WG;
 
-// One invocation per output row (n, co, oh).
+// One invocation per output row (n, co, oh), or per range of its columns.
 @compute @workgroup_size(WG)
 fn forward(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let r = group_index(wid, nwg) * WG + lid;
-    if r >= p.total {
+    let i = group_index(wid, nwg) * WG + lid;
+    if i >= p.total {
         return;
     }
+    let r = i / p.segments;
+    let ow0 = (i % p.segments) * p.seg_len;
+    let ow1 = min(ow0 + p.seg_len, p.wo);
     let oh = r % p.ho;
     let co = (r / p.ho) % p.c_out;
     let n = r / (p.ho * p.c_out);
     let plane = (n * p.c_in + co / p.mult) * p.h * p.w;
     let taps = co * p.kh * p.kw;
     let out_row = r * p.wo;
-    for (var ow = 0u; ow < p.wo; ow++) {
+    for (var ow = ow0; ow < ow1; ow++) {
         let left = i32(ow * p.stride_w) - i32(p.pad_w);
         var acc = 0.0;
         for (var ky = 0u; ky < p.kh; ky++) {
@@ -71,22 +78,26 @@ fn forward(
     }
 }
 
-// One invocation per input row (n, ci, ih): gathers from every output that read it.
+// One invocation per input row (n, ci, ih), or per range of its columns: gathers from
+// every output that read it.
 @compute @workgroup_size(WG)
 fn backward_input(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let r = group_index(wid, nwg) * WG + lid;
-    if r >= p.total {
+    let i = group_index(wid, nwg) * WG + lid;
+    if i >= p.total {
         return;
     }
+    let r = i / p.segments;
+    let iw0 = (i % p.segments) * p.seg_len;
+    let iw1 = min(iw0 + p.seg_len, p.w);
     let ih = r % p.h;
     let ci = (r / p.h) % p.c_in;
     let n = r / (p.h * p.c_in);
     let out_row = r * p.w;
-    for (var iw = 0u; iw < p.w; iw++) {
+    for (var iw = iw0; iw < iw1; iw++) {
         var acc = 0.0;
         for (var m = 0u; m < p.mult; m++) {
             let co = ci * p.mult + m;
@@ -110,24 +121,27 @@ fn backward_input(
     }
 }
 
-// One workgroup per weight (co, ky, kx): sums dy · x over batch and output pixels.
+// Workgroups per weight (co, ky, kx): sum dy · x over batch and output pixels.
 @compute @workgroup_size(WG)
 fn backward_weight(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let t = group_index(wid, nwg);
-    if t >= p.total {
+    let wg = group_index(wid, nwg);
+    if wg >= p.total {
         return;
     }
+    let t = wg / p.segments;
+    let first = (wg % p.segments) * p.seg_len;
     let kx = t % p.kw;
     let ky = (t / p.kw) % p.kh;
     let co = t / (p.kw * p.kh);
     let ci = co / p.mult;
     let pixels = p.ho * p.wo;
     var acc = 0.0;
-    for (var j = lid; j < p.n * pixels; j += WG) {
+    let last = min(first + p.seg_len, p.n * pixels);
+    for (var j = first + lid; j < last; j += WG) {
         let n = j / pixels;
         let oh = (j % pixels) / p.wo;
         let ow = j % p.wo;
@@ -140,6 +154,6 @@ fn backward_weight(
     }
     let total = workgroup_sum(lid, acc);
     if lid == 0u {
-        out[t] = total;
+        out[wg] = total;
     }
 }

@@ -10,11 +10,16 @@
 // pad_h + ky, ow·stride_w - pad_w + kx] · w[g·COG + o, i, ky, kx]. With FLIP it is the input
 // gradient of a stride-1 convolution instead (src = dy, dst = dx, the kernel flipped and
 // its in/out channels swapped, padding k - 1 - p).
-// `weight_grad`: one workgroup per output channel slides the same window over all input
-// rows, accumulating dy · window, then reduces the sums.
+// `weight_grad`: workgroups slide the same window over pieces of rows (an item is up to
+// `chunk_cols` columns of one row), accumulating dy · window, then reduce the sums; one
+// workgroup per (output channel, segment of `seg_items` items), each segment a partial
+// sum the host adds up when there are several.
+//
+// Rows longer than the loop budget allows (src/gpu/loops.rs) are cut into `segments`
+// column ranges of `seg_cols` for the forward, one invocation each.
 
 struct Params {
-    total: u32, // rows (forward) or output channels (weight_grad)
+    total: u32, // invocations (forward: rows · segments) or workgroups (weight_grad)
     n: u32,
     c_src: u32,
     h_src: u32,
@@ -32,6 +37,13 @@ struct Params {
     // output channels per group.
     blocks: u32,
     src_div: u32,
+    // forward: column ranges per row; weight_grad: workgroups per output channel.
+    segments: u32,
+    // forward: columns per range; weight_grad: items per workgroup.
+    seg_len: u32,
+    // weight_grad: columns per item, and items per row.
+    chunk_cols: u32,
+    row_chunks: u32,
 }
 
 // forward: (src, weight, dst); weight_grad: (x, dy, dw).
@@ -99,10 +111,13 @@ fn forward(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let r = group_index(wid, nwg) * WG + lid;
-    if r >= p.total {
+    let i = group_index(wid, nwg) * WG + lid;
+    if i >= p.total {
         return;
     }
+    let r = i / p.segments;
+    let ow0 = (i % p.segments) * p.seg_len;
+    let ow1 = min(ow0 + p.seg_len, p.w_dst);
     let oh = r % p.h_dst;
     let b = (r / p.h_dst) % p.blocks;
     let n = r / (p.h_dst * p.blocks);
@@ -130,10 +145,10 @@ fn forward(
     }
     var win: array<f32, WINDOW_MAX>;
     let left = -i32(p.pad_w);
-    load_window(&win, planes, top, left);
+    load_window(&win, planes, top, left + i32(ow0 * p.stride_w));
     let dst_plane = p.h_dst * p.w_dst;
     let dst_row = ((n * p.c_dst + b * COG) * p.h_dst + oh) * p.w_dst;
-    for (var ow = 0u; ow < p.w_dst; ow++) {
+    for (var ow = ow0; ow < ow1; ow++) {
         for (var o = 0u; o < COG; o++) {
             var acc = 0.0;
             for (var k = 0u; k < CIG * taps; k++) {
@@ -151,22 +166,29 @@ fn weight_grad(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let co = group_index(wid, nwg);
-    if co >= p.total {
+    let wg = group_index(wid, nwg);
+    if wg >= p.total {
         return;
     }
+    let co = wg / p.segments;
     let group = co / COG / p.src_div;
+    let items = p.n * p.h_dst * p.row_chunks;
+    let first = (wg % p.segments) * p.seg_len;
+    let last = min(first + p.seg_len, items);
     var sums: array<f32, WINDOW_MAX>;
-    for (var r = lid; r < p.n * p.h_dst; r += WG) {
+    for (var item = first + lid; item < last; item += WG) {
+        let r = item / p.row_chunks;
+        let ow0 = (item % p.row_chunks) * p.chunk_cols;
+        let ow1 = min(ow0 + p.chunk_cols, p.w_dst);
         let oh = r % p.h_dst;
         let n = r / p.h_dst;
         let planes = (n * p.c_src + group * CIG) * p.h_src * p.w_src;
         let top = i32(oh * p.stride_h) - i32(p.pad_h);
         let left = -i32(p.pad_w);
         var win: array<f32, WINDOW_MAX>;
-        load_window(&win, planes, top, left);
+        load_window(&win, planes, top, left + i32(ow0 * p.stride_w));
         let dy_row = ((n * p.c_dst + co) * p.h_dst + oh) * p.w_dst;
-        for (var ow = 0u; ow < p.w_dst; ow++) {
+        for (var ow = ow0; ow < ow1; ow++) {
             let grad = in1[dy_row + ow];
             for (var k = 0u; k < CIG * KH * KW; k++) {
                 sums[k] += grad * win[k];
@@ -178,7 +200,7 @@ fn weight_grad(
     for (var k = 0u; k < CIG * KH * KW; k++) {
         let total = workgroup_sum(lid, sums[k]);
         if lid == 0u {
-            out[co * CIG * KH * KW + k] = total;
+            out[wg * CIG * KH * KW + k] = total;
         }
     }
 }

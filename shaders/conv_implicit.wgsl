@@ -5,12 +5,13 @@
 // written out: each lane gathers its 8 pixels' tap values straight from the input.
 // That saves the im2col pass (a store and a reload per value).
 //
-// z = n·groups + g. A is the packed weight [groups, cout_g, K4]; k = ci_local·kh·kw +
+// Pair z = n·groups + g. A is the packed weight [groups, cout_g, K4]; k = ci_local·kh·kw +
 // ky·kw + kx as in PyTorch's weight layout; taps past k_g read 0.
 
 struct Params {
     m: u32,       // output channels per group
-    n: u32,       // output pixels ho·wo
+    n: u32,       // output pixels of this chunk
+    pix0: u32,    // the chunk's first output pixel, within its sample
     k4: u32,      // vec4s per weight row
     a_stride: u32, // vec4s between groups' weights
     groups: u32,
@@ -27,8 +28,18 @@ struct Params {
     kh: u32,
     kw: u32,
     cin_g: u32,
-    c_out: u32,
-    z_base: u32, // first (sample, group) of this launch
+    // Launch number of workgroup layer z: z_base + z (a batch past the grid's z limit is
+    // launched in parts). Launch number q is K-slice q / pairs of (sample, group) pair
+    // q % pairs; a slice sums k4_slice vec4s of K (a bounded loop; src/gpu/loops.rs).
+    z_base: u32,
+    pairs: u32,
+    k4_slice: u32,
+    // Pair z's block of C starts at c_offset + slice·slice_stride + z·c_stride, its rows
+    // c_row_stride apart: the output itself, or a slice's partial product.
+    c_offset: u32,
+    c_stride: u32,
+    c_row_stride: u32,
+    slice_stride: u32,
 }
 
 @group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;
@@ -57,7 +68,11 @@ fn main(
         row0 = wid.y * 8u;
         col0 = ((wid.x * WG_Y + subgroup) * 8u + lane) * 8u;
     }
-    let z = p.z_base + wid.z;
+    let q = p.z_base + wid.z;
+    let z = q % p.pairs;
+    let slice = q / p.pairs;
+    let k_begin = slice * p.k4_slice;
+    let k_end = min(k_begin + p.k4_slice, p.k4);
     let g = z % p.groups;
     let n = z / p.groups;
     let my_a_row = g * p.a_stride + min(row0 + lane, p.m - 1u) * p.k4;
@@ -68,17 +83,18 @@ fn main(
     var top: array<i32, 8>;
     var left: array<i32, 8>;
     for (var j = 0u; j < 8u; j++) {
-        let pix = min(col0 + j, p.n - 1u);
+        let pix = p.pix0 + min(col0 + j, p.n - 1u);
         top[j] = i32((pix / p.wo) * p.stride_h) - i32(p.pad_h);
         left[j] = i32((pix % p.wo) * p.stride_w) - i32(p.pad_w);
     }
 
     // The tap (cl, ky, kx) of the next k, walked incrementally (the same in every lane).
-    var cl = 0u;
-    var ky = 0u;
-    var kx = 0u;
+    let taps = p.kh * p.kw;
+    var cl = (k_begin * 4u) / taps;
+    var ky = ((k_begin * 4u) % taps) / p.kw;
+    var kx = (k_begin * 4u) % p.kw;
     var acc: array<vec4<f32>, 16>;
-    for (var kk = 0u; kk < p.k4; kk++) {
+    for (var kk = k_begin; kk < k_end; kk++) {
         // B rows for these 4 taps: b[j][e] = input under tap e for pixel j.
         var b: array<vec4<f32>, 8>;
         for (var e = 0u; e < 4u; e++) {
@@ -134,7 +150,7 @@ fn main(
         acc[15] += a7 * hi;
     }
 
-    let y_base = (n * p.c_out + g * p.m) * p.n;
+    let c_base = p.c_offset + slice * p.slice_stride + z * p.c_stride;
     for (var r = 0u; r < 8u; r++) {
         let row = row0 + r;
         var row_bias = 0.0;
@@ -144,7 +160,7 @@ fn main(
         for (var j = 0u; j < 8u; j++) {
             let col = col0 + j;
             if row < p.m && col < p.n {
-                y[y_base + row * p.n + col] = acc[2u * r + j / 4u][j % 4u] + row_bias;
+                y[c_base + row * p.c_row_stride + col] = acc[2u * r + j / 4u][j % 4u] + row_bias;
             }
         }
     }

@@ -1,7 +1,8 @@
-// Dropout forward: y = x · scale where the element is kept, 0 where dropped, and the 0/1
-// mask. Whether element i is kept is a counter-based hash of (seed, i), so the mask needs
-// no upload and the same seed redraws the same mask on every adapter. src/ops/dropout.rs
-// mirrors the hash on the CPU (`dropout_mask_cpu`); the two must change together.
+// Dropout forward: y = x · mask · scale (x · scale where the element is kept, x · 0 where
+// dropped), and the 0/1 mask. Whether element i is kept is a counter-based hash of
+// (seed, i), so the mask needs no upload and the same seed redraws the same mask on every
+// adapter. src/ops/dropout.rs mirrors the hash on the CPU (`dropout_mask_cpu`); the two
+// must change together.
 
 struct Params {
     n: u32,
@@ -48,7 +49,8 @@ fn main(
         return;
     }
     let kept = keep(i);
-    // select, not x · 0: a dropped element is exactly 0 even where x is infinite.
-    y[i] = select(0.0, x[i] * p.scale, kept);
+    // x · mask · scale, as PyTorch (and as the backward pass multiplies): a dropped
+    // infinity or NaN gives NaN, not 0.
+    y[i] = x[i] * select(0.0, p.scale, kept);
     mask[i] = select(0.0, 1.0, kept);
 }

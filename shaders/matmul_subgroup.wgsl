@@ -26,15 +26,22 @@ struct Params {
     b_offset: u32,
     b_stride: u32,
     b_mod: u32,
-    // Matrix z of C starts at c_offset + z * c_stride floats, rows of n.
+    // Matrix z of C starts at c_offset + z * c_stride floats, its rows c_row_stride apart.
     c_offset: u32,
     c_stride: u32,
-    // Matrix number of workgroup row z: z_base + z (a batch past the grid's z limit is
+    c_row_stride: u32,
+    // Launch number of workgroup layer z: z_base + z (a batch past the grid's z limit is
     // launched in parts).
     z_base: u32,
     // With HAS_BIAS, row r of matrix z gets bias[(z % bias_mod)·m + r] added (a
     // convolution's per-channel bias, fused into the product's epilogue).
     bias_mod: u32,
+    // Split-K: launch number q is K-slice q / batches of matrix q % batches. A slice sums
+    // k4_slice vec4s of K (a bounded loop; src/gpu/loops.rs) into its own partial C,
+    // slice_stride floats after the previous slice's; the host sums the partials.
+    batches: u32,
+    k4_slice: u32,
+    slice_stride: u32,
 }
 
 @group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;
@@ -55,7 +62,10 @@ fn main(
 ) {
     let row0 = (wid.y * WG_Y + subgroup) * 8u;
     let col0 = (wid.x * 8u + lane) * 8u;
-    let z = p.z_base + wid.z;
+    let q = p.z_base + wid.z;
+    let z = q % p.batches;
+    let k_begin = (q / p.batches) * p.k4_slice;
+    let k_end = min(k_begin + p.k4_slice, p.k4);
     let a_base = p.a_offset + (z % p.a_mod) * p.a_stride;
     let b_base = p.b_offset + (z % p.b_mod) * p.b_stride;
 
@@ -69,7 +79,7 @@ fn main(
 
     // acc[2r] holds columns 0..3 of row r, acc[2r + 1] columns 4..7.
     var acc: array<vec4<f32>, 16>;
-    for (var kk = 0u; kk < p.k4; kk++) {
+    for (var kk = k_begin; kk < k_end; kk++) {
         let lo = mat4x4<f32>(b[b_row[0] + kk], b[b_row[1] + kk], b[b_row[2] + kk], b[b_row[3] + kk]);
         let hi = mat4x4<f32>(b[b_row[4] + kk], b[b_row[5] + kk], b[b_row[6] + kk], b[b_row[7] + kk]);
         let mine = a[my_a_row + kk];
@@ -100,7 +110,7 @@ fn main(
         acc[15] += a7 * hi;
     }
 
-    let c_base = p.c_offset + z * p.c_stride;
+    let c_base = p.c_offset + (q / p.batches) * p.slice_stride + z * p.c_stride;
     let bias_base = (z % p.bias_mod) * p.m;
     for (var r = 0u; r < 8u; r++) {
         let row = row0 + r;
@@ -111,7 +121,7 @@ fn main(
         for (var j = 0u; j < 8u; j++) {
             let col = col0 + j;
             if row < p.m && col < p.n {
-                c[c_base + row * p.n + col] = acc[2u * r + j / 4u][j % 4u] + row_bias;
+                c[c_base + row * p.c_row_stride + col] = acc[2u * r + j / 4u][j % 4u] + row_bias;
             }
         }
     }

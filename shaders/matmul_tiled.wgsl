@@ -18,15 +18,22 @@ struct Params {
     b_offset: u32,
     b_stride: u32,
     b_mod: u32,
-    // Matrix z of C starts at c_offset + z * c_stride floats, rows of n.
+    // Matrix z of C starts at c_offset + z * c_stride floats, its rows c_row_stride apart.
     c_offset: u32,
     c_stride: u32,
-    // Matrix number of workgroup row z: z_base + z (a batch past the grid's z limit is
+    c_row_stride: u32,
+    // Launch number of workgroup layer z: z_base + z (a batch past the grid's z limit is
     // launched in parts).
     z_base: u32,
     // With HAS_BIAS, row r of matrix z gets bias[(z % bias_mod)·m + r] added (a
     // convolution's per-channel bias, fused into the product's epilogue).
     bias_mod: u32,
+    // Split-K: launch number q is K-slice q / batches of matrix q % batches. A slice sums
+    // k4_slice vec4s of K (a bounded loop; src/gpu/loops.rs) into its own partial C,
+    // slice_stride floats after the previous slice's; the host sums the partials.
+    batches: u32,
+    k4_slice: u32,
+    slice_stride: u32,
 }
 
 @group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;
@@ -52,17 +59,20 @@ fn main(
 ) {
     let row0 = wid.y * TILE;
     let col0 = wid.x * TILE;
-    let z = p.z_base + wid.z;
+    let q = p.z_base + wid.z;
+    let z = q % p.batches;
+    let k_begin = (q / p.batches) * p.k4_slice;
+    let k_end = min(k_begin + p.k4_slice, p.k4);
     let a_base = p.a_offset + (z % p.a_mod) * p.a_stride;
     let b_base = p.b_offset + (z % p.b_mod) * p.b_stride;
 
     var acc: array<vec4<f32>, 4>; // acc[i][j]: row lid.y·4 + i, column lid.x·4 + j
-    for (var k0 = 0u; k0 < p.k4; k0 += K4_TILE) {
+    for (var k0 = k_begin; k0 < k_end; k0 += K4_TILE) {
         // Stage the slabs: element e of a slab is (row e / K4_TILE, vec4 e % K4_TILE).
         for (var e = li; e < TILE * K4_TILE; e += 256u) {
             let r = e / K4_TILE;
             let kk = k0 + e % K4_TILE;
-            let in_k = kk < p.k4;
+            let in_k = kk < k_end;
             let a_row = min(row0 + r, p.m - 1u);
             let b_row = min(col0 + r, p.n - 1u);
             a_tile[e] = select(vec4<f32>(0.0), a[a_base + a_row * p.k4 + min(kk, p.k4 - 1u)], in_k);
@@ -84,7 +94,7 @@ fn main(
         workgroupBarrier();
     }
 
-    let c_base = p.c_offset + z * p.c_stride;
+    let c_base = p.c_offset + (q / p.batches) * p.slice_stride + z * p.c_stride;
     let bias_base = (z % p.bias_mod) * p.m;
     for (var i = 0u; i < 4u; i++) {
         let row = row0 + lid.y * 4u + i;
@@ -95,7 +105,7 @@ fn main(
         for (var j = 0u; j < 4u; j++) {
             let col = col0 + lid.x * 4u + j;
             if row < p.m && col < p.n {
-                c[c_base + row * p.n + col] = acc[i][j] + row_bias;
+                c[c_base + row * p.c_row_stride + col] = acc[i][j] + row_bias;
             }
         }
     }

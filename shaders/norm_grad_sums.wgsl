@@ -1,6 +1,8 @@
 // Backward sums of the normalizations: per output row r, Σ g and Σ g · xhat over the row's
 // elements, where g = dy · weight (or dy alone when unweighted) and xhat = (x - mean) ·
-// invstd. One workgroup per row, a tree reduction in workgroup memory.
+// invstd. One workgroup per (row, segment of `seg_len` elements), a tree reduction in
+// workgroup memory; long rows have several segments (so no invocation loops past the
+// loop budget, src/gpu/loops.rs), whose partial sums the host adds up.
 //
 // A row is `outer` runs of `inner` contiguous elements, `outer_stride` apart, starting at
 // r · inner. That one scheme covers every sum the backward passes need: a contiguous row
@@ -19,6 +21,8 @@ struct Params {
     affine_div: u32,
     affine_mod: u32,
     weighted: u32,
+    segments: u32,
+    seg_len: u32,
 }
 
 @group(0) @binding(0) var<storage, read> dy: array<f32>;
@@ -40,13 +44,15 @@ fn main(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let r = group_index(wid, nwg);
-    if r >= p.rows {
+    let wg = group_index(wid, nwg);
+    if wg >= p.rows * p.segments {
         return;
     }
-    let count = p.inner * p.outer;
+    let r = wg / p.segments;
+    let first = (wg % p.segments) * p.seg_len;
+    let last = min(first + p.seg_len, p.inner * p.outer);
     var acc = vec2<f32>(0.0);
-    for (var k = lid; k < count; k += WG) {
+    for (var k = first + lid; k < last; k += WG) {
         let off = r * p.inner + (k / p.inner) * p.outer_stride + k % p.inner;
         let s = (off / p.stat_div) % p.stat_mod;
         let xhat = (x[off] - mean[s]) * invstd[s];
@@ -66,7 +72,7 @@ fn main(
         workgroupBarrier();
     }
     if lid == 0u {
-        sum_g[r] = scratch[0].x;
-        sum_g_xhat[r] = scratch[0].y;
+        sum_g[wg] = scratch[0].x;
+        sum_g_xhat[wg] = scratch[0].y;
     }
 }

@@ -32,17 +32,19 @@ fn divisor(th: Taps, tw: Taps) -> f32 {
     return f32(divisor_part(th, p.in_h, p.pad_h) * divisor_part(tw, p.in_w, p.pad_w));
 }
 
-// dst[output] = mean of src over the output's window; src is the input.
+// dst[output] = mean of src over the output's window (src is the input); with several
+// segments, dst[output · segments + s] = segment s's share of it.
 @compute @workgroup_size(WG)
 fn avg_forward(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let o = group_index(wid, nwg) * WG + lid;
-    if o >= p.n {
+    let i = group_index(wid, nwg) * WG + lid;
+    if i >= p.n {
         return;
     }
+    let o = i / p.segments;
     let at = split(o, p.out_h, p.out_w);
     let th = taps_h(i32(at.y));
     let tw = taps_w(i32(at.z));
@@ -51,18 +53,25 @@ fn avg_forward(
     let h1 = min(th.first + th.count, p.in_h);
     let w0 = max(tw.first, 0);
     let w1 = min(tw.first + tw.count, p.in_w);
+    let cols = u32(max(w1 - w0, 0));
+    let piece = piece(i, u32(max(h1 - h0, 0)) * cols);
     let plane = at.x * u32(p.in_h * p.in_w);
+    var h = h0 + i32(piece.first / max(cols, 1u));
+    var w = w0 + i32(piece.first % max(cols, 1u));
     var sum = 0.0;
-    for (var h = h0; h < h1; h++) {
-        let row = plane + u32(h * p.in_w);
-        for (var w = w0; w < w1; w++) {
-            sum += src[row + u32(w)];
+    for (var t = piece.first; t < piece.end; t++) {
+        sum += src[plane + u32(h * p.in_w + w)];
+        w++;
+        if w == w1 {
+            w = w0;
+            h++;
         }
     }
-    dst[o] = sum / divisor(th, tw);
+    dst[i] = sum / divisor(th, tw);
 }
 
-// dst[input] = sum over the windows covering it of grad / divisor; src is grad_out.
+// dst[input] = sum over the windows covering it of grad / divisor (src is grad_out); with
+// several segments, dst[input · segments + s] = segment s's share of it.
 @compute @workgroup_size(WG)
 fn avg_backward(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -73,18 +82,24 @@ fn avg_backward(
     if i >= p.n {
         return;
     }
-    let at = split(i, p.in_h, p.in_w);
+    let e = i / p.segments;
+    let at = split(e, p.in_h, p.in_w);
     // Dilation is 1 and adaptive bins are contiguous, so every output in these ranges
     // covers this element.
     let rh = covering_h(i32(at.y));
     let rw = covering_w(i32(at.z));
+    let cols = u32(max(rw.y - rw.x + 1, 0));
+    let piece = piece(i, u32(max(rh.y - rh.x + 1, 0)) * cols);
     let plane = at.x * u32(p.out_h * p.out_w);
+    var oh = rh.x + i32(piece.first / max(cols, 1u));
+    var ow = rw.x + i32(piece.first % max(cols, 1u));
     var sum = 0.0;
-    for (var oh = rh.x; oh <= rh.y; oh++) {
-        let th = taps_h(oh);
-        let row = plane + u32(oh * p.out_w);
-        for (var ow = rw.x; ow <= rw.y; ow++) {
-            sum += src[row + u32(ow)] / divisor(th, taps_w(ow));
+    for (var t = piece.first; t < piece.end; t++) {
+        sum += src[plane + u32(oh * p.out_w + ow)] / divisor(taps_h(oh), taps_w(ow));
+        ow++;
+        if ow > rw.y {
+            ow = rw.x;
+            oh++;
         }
     }
     dst[i] = sum;

@@ -6,6 +6,7 @@
 // same summation order on every run. Average pooling is in pool.wgsl (no index buffer).
 
 // requires: pool_window.wgsl
+// requires: pool_max_rule.wgsl
 
 // Binding 0 is read, 1 written. The index buffer is written by the forward pass and read by
 // the backward pass; it is read_write in both so that both entry points share one layout.
@@ -14,57 +15,55 @@
 @group(0) @binding(2) var<storage, read_write> indices: array<u32>;
 @group(0) @binding(3) var<uniform> p: Params;
 
-// Marks "no tap seen yet"; never a real index, as planes are far smaller.
-const NONE: u32 = 0xffffffffu;
-
-// NaN tested on the bits: WGSL lets compilers assume floats are not NaN.
-fn is_nan(v: f32) -> bool {
-    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
-}
-
 // dst[output] = max of src (the input) over the window, indices[output] = where it is.
-// As PyTorch: the first maximum in row-major window order wins, a NaN always wins (so the
-// last NaN), padding never does, and a window of only -inf points at its first tap.
+// Padding never wins. With several segments, each writes its piece's maximum and index at
+// output · segments + s (index NONE if the piece was all padding), for
+// pool_max_combine.wgsl.
 @compute @workgroup_size(WG)
 fn max_forward(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let o = group_index(wid, nwg) * WG + lid;
-    if o >= p.n {
+    let i = group_index(wid, nwg) * WG + lid;
+    if i >= p.n {
         return;
     }
+    let o = i / p.segments;
     let at = split(o, p.out_h, p.out_w);
     let th = taps_h(i32(at.y));
     let tw = taps_w(i32(at.z));
+    let piece = piece(i, u32(th.count * tw.count));
     let plane = at.x * u32(p.in_h * p.in_w);
+    var j = i32(piece.first) / tw.count;
+    var l = i32(piece.first) % tw.count;
     var best = bitcast<f32>(0xff800000u); // -inf
     var best_at = NONE;
-    for (var j = 0; j < th.count; j++) {
+    for (var t = piece.first; t < piece.end; t++) {
         let h = th.first + j * th.step;
-        if h < 0 || h >= p.in_h {
-            continue;
-        }
-        for (var l = 0; l < tw.count; l++) {
-            let w = tw.first + l * tw.step;
-            if w < 0 || w >= p.in_w {
-                continue;
-            }
+        let w = tw.first + l * tw.step;
+        if h >= 0 && h < p.in_h && w >= 0 && w < p.in_w {
             let at_hw = u32(h * p.in_w + w);
             let v = src[plane + at_hw];
-            if best_at == NONE || v > best || is_nan(v) {
+            if better(v, best, best_at) {
                 best = v;
                 best_at = at_hw;
             }
         }
+        l++;
+        if l == tw.count {
+            l = 0;
+            j++;
+        }
     }
-    // The host rejects windows with no tap inside the input, so best_at is set here.
-    dst[o] = best;
-    indices[o] = best_at;
+    // With one segment the host has rejected windows with no tap inside the input, so
+    // best_at is set here.
+    dst[i] = best;
+    indices[i] = best_at;
 }
 
-// dst[input] = sum of src (grad_out) over the outputs whose recorded index is this element.
+// dst[input] = sum of src (grad_out) over the outputs whose recorded index is this
+// element; with several segments, dst[input · segments + s] = segment s's share of it.
 @compute @workgroup_size(WG)
 fn max_backward(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -75,18 +74,26 @@ fn max_backward(
     if i >= p.n {
         return;
     }
-    let at = split(i, p.in_h, p.in_w);
+    let e = i / p.segments;
+    let at = split(e, p.in_h, p.in_w);
     let here = at.y * u32(p.in_w) + at.z;
     let rh = covering_h(i32(at.y));
     let rw = covering_w(i32(at.z));
+    let cols = u32(max(rw.y - rw.x + 1, 0));
+    let piece = piece(i, u32(max(rh.y - rh.x + 1, 0)) * cols);
     let plane = at.x * u32(p.out_h * p.out_w);
+    var oh = rh.x + i32(piece.first / max(cols, 1u));
+    var ow = rw.x + i32(piece.first % max(cols, 1u));
     var sum = 0.0;
-    for (var oh = rh.x; oh <= rh.y; oh++) {
-        let row = plane + u32(oh * p.out_w);
-        for (var ow = rw.x; ow <= rw.y; ow++) {
-            if indices[row + u32(ow)] == here {
-                sum += src[row + u32(ow)];
-            }
+    for (var t = piece.first; t < piece.end; t++) {
+        let o = plane + u32(oh * p.out_w + ow);
+        if indices[o] == here {
+            sum += src[o];
+        }
+        ow++;
+        if ow > rw.y {
+            ow = rw.x;
+            oh++;
         }
     }
     dst[i] = sum;

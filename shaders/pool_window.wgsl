@@ -1,7 +1,12 @@
 // Pooling geometry shared by pool.wgsl and pool_max.wgsl (prepended to both; see
 // src/gpu/kernel.rs: full_source): the parameter block, the window of taps an output
-// reads, and the outputs whose windows cover an input element. It uses the including
-// file's uniform `p`.
+// reads, the outputs whose windows cover an input element, and the walk over a segment of
+// a 2-D range. It uses the including file's uniform `p`.
+//
+// Each invocation handles one element's range (its window, or the outputs covering it)
+// or, when ranges are longer than the loop budget allows (src/gpu/loops.rs), one of
+// `segments` pieces of `seg_len` positions of it, in row-major order; the host then
+// combines the pieces' partial results.
 
 struct Params {
     // Invocations: output elements (forward) or input elements (backward).
@@ -19,6 +24,8 @@ struct Params {
     pad_w: i32,
     d_h: i32,
     d_w: i32,
+    segments: u32,
+    seg_len: u32,
 }
 
 override ADAPTIVE: bool = false;
@@ -85,3 +92,16 @@ fn split(e: u32, rows: i32, cols: i32) -> vec3<u32> {
     let r = u32(rows);
     return vec3(e / (r * c), (e / c) % r, e % c);
 }
+
+// Invocation `i` as (element, first and end position of its piece of a range of `len`).
+struct Piece {
+    element: u32,
+    first: u32,
+    end: u32,
+}
+
+fn piece(i: u32, len: u32) -> Piece {
+    let first = (i % p.segments) * p.seg_len;
+    return Piece(i / p.segments, first, min(first + p.seg_len, len));
+}
+

@@ -1,7 +1,15 @@
 // requires: workgroup_reduce.wgsl
-// Sum / max over a set of axes. The host splits the input's dimensions into kept ones
-// (that index the output) and reduced ones, merging neighbours, and passes both lists
-// with their element strides. `scale` multiplies sums (1/len gives the mean).
+// Reductions over a set of axes: sum, max (NaN wins, as PyTorch), and sums of a term
+// centred on a per-output value c: Σ exp(x - c) (softmax's denominator with c the row
+// maximum), Σ (x - c)² (a variance's numerator with c the mean) and Σ (x - c) (a mean
+// taken relative to c, exact where the values are close to it). The host splits the
+// input's dimensions into kept ones (that index the output) and reduced ones, merging
+// neighbours, and passes both lists with their element strides. `scale` multiplies the
+// sums (1/len gives the mean).
+//
+// Long reductions are cut into `segments` of `seg_len` elements, one workgroup each, so
+// no invocation loops past the loop budget (src/gpu/loops.rs); output g = o·segments + s
+// is then a partial result, and the host reduces the partials in a second launch.
 
 struct Params {
     n_out: u32,
@@ -9,6 +17,8 @@ struct Params {
     kept_ndim: u32,
     red_ndim: u32,
     scale: f32,
+    segments: u32,
+    seg_len: u32,
     kept_shape: array<vec4<u32>, 2>,
     kept_strides: array<vec4<u32>, 2>,
     red_shape: array<vec4<u32>, 2>,
@@ -16,12 +26,17 @@ struct Params {
 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> y: array<f32>;
-@group(0) @binding(2) var<uniform> p: Params;
+// One value per output for the centred ops; any buffer (never read) for the others.
+@group(0) @binding(1) var<storage, read> center: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<uniform> p: Params;
 
 override OP: u32 = 0u;
 const SUM: u32 = 0u;
 const MAX: u32 = 1u;
+const SUM_EXP: u32 = 2u;
+const SUM_SQ: u32 = 3u;
+const SUM_CENTERED: u32 = 4u;
 
 const THREAD_WG: u32 = 256u;
 const GROUP_WG: u32 = REDUCE_WG;
@@ -33,18 +48,33 @@ fn identity() -> f32 {
     return 0.0;
 }
 
+// The term element v of output o contributes.
+fn term(v: f32, o: u32) -> f32 {
+    if OP == SUM_EXP {
+        return exp(v - center[o]);
+    }
+    if OP == SUM_SQ {
+        let d = v - center[o];
+        return d * d;
+    }
+    if OP == SUM_CENTERED {
+        return v - center[o];
+    }
+    return v;
+}
+
 fn combine(u: f32, v: f32) -> f32 {
     if OP == MAX {
-        return max(u, v);
+        return max_nan(u, v);
     }
     return u + v;
 }
 
 fn finish(v: f32) -> f32 {
-    if OP == SUM {
-        return v * p.scale;
+    if OP == MAX {
+        return v;
     }
-    return v;
+    return v * p.scale;
 }
 
 // Element offset of the `index`-th position of the kept (or the reduced) dimensions.
@@ -64,15 +94,7 @@ fn strided_offset(index: u32, reduced: bool) -> u32 {
     return offset;
 }
 
-fn kept_offset(index: u32) -> u32 {
-    return strided_offset(index, false);
-}
-
-fn reduced_offset(index: u32) -> u32 {
-    return strided_offset(index, true);
-}
-
-// One invocation per output: for short reductions with many outputs.
+// One invocation per output, the whole reduction: for short reductions with many outputs.
 @compute @workgroup_size(THREAD_WG)
 fn reduce_thread(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -83,32 +105,35 @@ fn reduce_thread(
     if o >= p.n_out {
         return;
     }
-    let base = kept_offset(o);
+    let base = strided_offset(o, false);
     var acc = identity();
     for (var r = 0u; r < p.red_len; r++) {
-        acc = combine(acc, x[base + reduced_offset(r)]);
+        acc = combine(acc, term(x[base + strided_offset(r, true)], o));
     }
     y[o] = finish(acc);
 }
 
-// One workgroup per output: for long reductions.
+// One workgroup per (output, segment): for long reductions.
 @compute @workgroup_size(GROUP_WG)
 fn reduce_group(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let o = group_index(wid, nwg);
-    if o >= p.n_out {
+    let g = group_index(wid, nwg);
+    if g >= p.n_out * p.segments {
         return;
     }
-    let base = kept_offset(o);
+    let o = g / p.segments;
+    let begin = (g % p.segments) * p.seg_len;
+    let end = min(begin + p.seg_len, p.red_len);
+    let base = strided_offset(o, false);
     var acc = identity();
-    for (var r = lid; r < p.red_len; r += GROUP_WG) {
-        acc = combine(acc, x[base + reduced_offset(r)]);
+    for (var r = begin + lid; r < end; r += GROUP_WG) {
+        acc = combine(acc, term(x[base + strided_offset(r, true)], o));
     }
     let total = workgroup_reduce(lid, acc, OP == MAX);
     if lid == 0u {
-        y[o] = finish(total);
+        y[g] = finish(total);
     }
 }

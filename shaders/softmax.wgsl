@@ -1,20 +1,21 @@
-// requires: workgroup_reduce.wgsl
-// Softmax (or log-softmax when LOG) over the last axis: one workgroup per row, so long
-// rows (1000 classes) are split across the workgroup. Subtracting the row maximum keeps
-// exp from overflowing.
+// Softmax (or log-softmax when LOG) over the last axis, elementwise, from each row's
+// maximum m and Σ exp(x - m) (both from reduce.wgsl, which splits long rows so no
+// invocation loops past the loop budget): y = exp(x - m) / s, or (x - m) - log s.
+// Subtracting the row maximum keeps exp from overflowing.
 
 struct Params {
-    rows: u32,
-    len: u32,
+    n: u32,   // elements
+    len: u32, // row length
 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> y: array<f32>;
-@group(0) @binding(2) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> row_max: array<f32>;
+@group(0) @binding(2) var<storage, read> row_sum: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(4) var<uniform> p: Params;
 
 override LOG: bool = false;
-const WG: u32 = REDUCE_WG;
-
+const WG: u32 = 256u;
 
 @compute @workgroup_size(WG)
 fn main(
@@ -22,28 +23,15 @@ fn main(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let row = group_index(wid, nwg);
-    if row >= p.rows {
+    let i = group_index(wid, nwg) * WG + lid;
+    if i >= p.n {
         return;
     }
-    let base = row * p.len;
-    var m = bitcast<f32>(0xff800000u); // -inf
-    for (var i = lid; i < p.len; i += WG) {
-        m = max(m, x[base + i]);
-    }
-    let row_max = workgroup_reduce(lid, m, true);
-    var s = 0.0;
-    for (var i = lid; i < p.len; i += WG) {
-        s += exp(x[base + i] - row_max);
-    }
-    let total = workgroup_reduce(lid, s, false);
-    let log_total = log(total);
-    for (var i = lid; i < p.len; i += WG) {
-        let shifted = x[base + i] - row_max;
-        if LOG {
-            y[base + i] = shifted - log_total;
-        } else {
-            y[base + i] = exp(shifted) / total;
-        }
+    let row = i / p.len;
+    let shifted = x[i] - row_max[row];
+    if LOG {
+        y[i] = shifted - log(row_sum[row]);
+    } else {
+        y[i] = exp(shifted) / row_sum[row];
     }
 }

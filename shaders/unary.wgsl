@@ -32,6 +32,11 @@ fn sigmoid(v: f32) -> f32 {
 }
 
 fn apply(v: f32) -> f32 {
+    // Every op maps NaN to NaN, as PyTorch's do; max and clamp need not (WGSL leaves
+    // their result on NaN to the implementation), so it is passed through here.
+    if is_nan(v) {
+        return v;
+    }
     switch OP {
         case NEG: { return -v; }
         case EXP: { return exp(v); }

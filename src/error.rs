@@ -13,6 +13,8 @@ pub enum Error {
     Shape(String),
     /// An argument is out of range (an axis, a seed-free size, a non-finite scale...).
     InvalidArgument(String),
+    /// A fault inside liandan (an op planned work it must not launch): a bug to report.
+    Internal(String),
     /// A tensor is larger than one storage binding of this adapter allows.
     TooLarge {
         /// What was being created, e.g. `tensor [4096, 4096, 4]`.
@@ -34,6 +36,7 @@ impl fmt::Display for Error {
             Error::Device(msg) => write!(f, "device error: {msg}"),
             Error::Shape(msg) => write!(f, "shape error: {msg}"),
             Error::InvalidArgument(msg) => write!(f, "invalid argument: {msg}"),
+            Error::Internal(msg) => write!(f, "internal error (a liandan bug): {msg}"),
             Error::TooLarge { what, bytes, limit } => write!(
                 f,
                 "{what} needs {bytes} bytes, more than this adapter's largest storage binding \

@@ -4,8 +4,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::batch::{Batch, MAX_DISPATCHES_PER_BATCH};
-use super::grid::Grid;
+use super::grid::Launch;
 use super::kernel::{Kernel, PipelineCache};
+use super::loops::{DEFAULT_LOOP_BUDGET, LOOP_CAP, MIN_LOOP_BUDGET};
 use super::pool::{BufferKind, BufferPool, PoolStats, PooledBuffer};
 use crate::error::{Error, Result};
 
@@ -220,6 +221,8 @@ struct Inner {
     reported_error: Arc<Mutex<Option<String>>>,
     /// 0, or `1 << 32 | value bits`: new tensors are filled with that value (see `set_poison`).
     poison: AtomicU64,
+    /// Most loop iterations one invocation may run (see `set_loop_budget`).
+    loop_budget: AtomicU64,
 }
 
 impl std::fmt::Debug for Device {
@@ -299,6 +302,7 @@ impl Device {
                 params_buffer,
                 reported_error,
                 poison: AtomicU64::new(0),
+                loop_budget: AtomicU64::new(DEFAULT_LOOP_BUDGET),
             }),
         })
     }
@@ -338,6 +342,25 @@ impl Device {
     pub fn poison(&self) -> Option<f32> {
         let word = self.inner.poison.load(Ordering::Relaxed);
         (word >> 32 == 1).then(|| f32::from_bits(word as u32))
+    }
+
+    /// The most loop iterations one kernel invocation may run, all its loops together
+    /// (see [`crate::gpu::loops`]). Ops split longer work into several invocations.
+    pub fn loop_budget(&self) -> u64 {
+        self.inner.loop_budget.load(Ordering::Relaxed)
+    }
+
+    /// Sets the loop budget, within [`MIN_LOOP_BUDGET`]..=[`LOOP_CAP`]. A small budget
+    /// makes every op take its split paths on small shapes (tests use it); results do not
+    /// change beyond float rounding.
+    pub fn set_loop_budget(&self, trips: u64) -> Result<()> {
+        if !(MIN_LOOP_BUDGET..=LOOP_CAP).contains(&trips) {
+            return Err(Error::InvalidArgument(format!(
+                "loop budget {trips} must be within {MIN_LOOP_BUDGET}..={LOOP_CAP}"
+            )));
+        }
+        self.inner.loop_budget.store(trips, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Counters of the buffer pool.
@@ -464,7 +487,9 @@ impl Device {
     }
 
     /// Records one kernel launch. Storage `buffers` bind at 0..n in order; `params`, when
-    /// not empty, is a uniform block bound at n.
+    /// not empty, is a uniform block bound at n. A launch whose invocations would loop
+    /// past the loop budget is refused: an op that lets that happen has a bug, and the
+    /// kernel would otherwise return wrong numbers on lavapipe.
     pub(crate) fn dispatch(
         &self,
         kernel: &Kernel,
@@ -472,9 +497,20 @@ impl Device {
         overrides: &[(&'static str, f64)],
         buffers: &[&PooledBuffer],
         params: &[u32],
-        grid: Grid,
+        launch: Launch,
     ) -> Result<()> {
-        let [x, y, z] = grid.fold(self.inner.limits.max_compute_workgroups_per_dimension)?;
+        let budget = self.loop_budget();
+        if launch.trips > budget {
+            return Err(Error::Internal(format!(
+                "{}:{entry} would run {} loop iterations per invocation, past the loop \
+                 budget of {budget} (lavapipe stops loops silently at {LOOP_CAP}); the op \
+                 should have split this work",
+                kernel.name, launch.trips
+            )));
+        }
+        let [x, y, z] = launch
+            .grid
+            .fold(self.inner.limits.max_compute_workgroups_per_dimension)?;
         if x == 0 || y == 0 || z == 0 {
             return Ok(());
         }

@@ -13,7 +13,22 @@ pub enum Grid {
     Xyz([u32; 3]),
 }
 
+/// One launch's work: its grid of workgroups and the most loop iterations any one of its
+/// invocations runs, all loops together (see [`crate::gpu::loops`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Launch {
+    /// The workgroups.
+    pub grid: Grid,
+    /// Loop iterations per invocation, at most.
+    pub trips: u64,
+}
+
 impl Grid {
+    /// This grid, each invocation running at most `trips` loop iterations in all.
+    pub fn trips(self, trips: u64) -> Launch {
+        Launch { grid: self, trips }
+    }
+
     /// One workgroup per `per_group` items of `items`.
     pub fn for_items(items: u64, per_group: u64) -> Grid {
         Grid::Linear(items.div_ceil(per_group))

@@ -38,6 +38,10 @@ const PRELUDES: &[(&str, &str)] = &[
         "pool_window.wgsl",
         include_str!("../../shaders/pool_window.wgsl"),
     ),
+    (
+        "pool_max_rule.wgsl",
+        include_str!("../../shaders/pool_max_rule.wgsl"),
+    ),
 ];
 
 /// Whether `file_name` is a prelude (see [`full_source`]) rather than a kernel.

@@ -7,10 +7,11 @@ mod batch;
 mod device;
 mod grid;
 mod kernel;
+pub mod loops;
 mod pool;
 
 pub use device::{AdapterSummary, BackendChoice, Device, DeviceBuilder, DeviceLimits};
-pub use grid::Grid;
+pub use grid::{Grid, Launch};
 pub use kernel::{COMMON_WGSL, Kernel, full_source, is_prelude};
 pub use pool::PoolStats;
 

@@ -60,7 +60,7 @@ fn copy_slab(src: Side, dst: Side, outer: usize, len: usize, inner: usize) -> Re
             (dst.axis_len * inner) as u32,
             (dst.start * inner) as u32,
         ],
-        Grid::for_items(n, WG),
+        Grid::for_items(n, WG).trips(0),
     )
 }
 
@@ -219,7 +219,7 @@ fn transpose_middle(x: &Tensor, [_, b, c, d]: [usize; 4]) -> Result<Tensor> {
         &[],
         &[x.buffer(), y.buffer()],
         &[n as u32, b as u32, c as u32, d as u32],
-        Grid::for_items(n, WG),
+        Grid::for_items(n, WG).trips(0),
     )?;
     Ok(y)
 }

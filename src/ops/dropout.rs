@@ -95,7 +95,7 @@ pub fn dropout(x: &Tensor, p: f32, training: bool, seed: u64) -> Result<(Tensor,
             threshold(p),
             keep_scale(p).to_bits(),
         ],
-        Grid::for_items(n, WG),
+        Grid::for_items(n, WG).trips(0),
     )?;
     Ok((y, Some(mask)))
 }
@@ -122,7 +122,7 @@ pub fn dropout_backward(grad_y: &Tensor, mask: &Tensor, p: f32) -> Result<Tensor
         &[],
         &[grad_y.buffer(), mask.buffer(), dx.buffer()],
         &[n as u32, keep_scale(p).to_bits()],
-        Grid::for_items(n, WG),
+        Grid::for_items(n, WG).trips(0),
     )?;
     Ok(dx)
 }

@@ -89,7 +89,7 @@ pub fn fill(t: &Tensor, value: f32) -> Result<()> {
         &[],
         &[t.buffer()],
         &[n as u32, value.to_bits()],
-        Grid::for_items(n, WG),
+        Grid::for_items(n, WG).trips(0),
     )
 }
 
@@ -102,7 +102,7 @@ fn unary_kernel(x: &Tensor, op: f64, alpha: f32, beta: f32) -> Result<Tensor> {
         &[("OP", op)],
         &[x.buffer(), y.buffer()],
         &[n as u32, alpha.to_bits(), beta.to_bits()],
-        Grid::for_items(n, WG),
+        Grid::for_items(n, WG).trips(0),
     )?;
     Ok(y)
 }
@@ -147,7 +147,10 @@ pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
         ],
         &[a.buffer(), b.buffer(), out.buffer()],
         &params,
-        Grid::for_items(n, WG * per_invocation),
+        // A run of outputs, each re-deriving its operands' offsets (one step per
+        // dimension) at worst.
+        Grid::for_items(n, WG * per_invocation)
+            .trips(per_invocation * (1 + shape.len() as u64) + shape.len() as u64),
     )?;
     Ok(out)
 }

@@ -1,11 +1,15 @@
 //! Cross-entropy loss with label smoothing (PyTorch's `F.cross_entropy` with class-index
 //! targets and `reduction="mean"`), forward and backward. Kernel: `shaders/loss.wgsl`.
 //!
-//! One workgroup per row computes a stable log-softmax (shifted by the row maximum) and
-//! the row's loss; the batch mean is then a GPU reduction, so nothing is read back.
+//! Each row's maximum and Σ exp(x - max) come from reductions that split long rows (so
+//! any number of classes stays within the loop budget); the row losses, and the
+//! gradient, are then elementwise, and the batch mean a GPU reduction: nothing is read
+//! back.
 //! Targets are uploaded per call as a `[N]` tensor holding each class index's `u32` bit
 //! pattern (one small write, which submits the work recorded before it).
 
+use super::reduce::{Reduction, reduce_with};
+use super::softmax::row_stats;
 use crate::error::{Result, arg_err, shape_err};
 use crate::gpu::{Grid, Kernel, kernel};
 use crate::tensor::Tensor;
@@ -48,28 +52,36 @@ fn upload_targets(logits: &Tensor, targets: &[usize]) -> Result<Tensor> {
     Tensor::from_vec(logits.device(), bits, &[targets.len()])
 }
 
-/// Runs `entry` of the loss kernel, writing `out`.
+/// Runs `entry` of the loss kernel over `invocations` rows or elements, writing `out`;
+/// `row_shifted` is bound only for `rows`.
 fn launch(
     entry: &'static str,
-    logits: &Tensor,
-    targets: &Tensor,
+    (logits, targets): (&Tensor, &Tensor),
+    (row_max, row_sum, row_shifted): (&Tensor, &Tensor, Option<&Tensor>),
     out: &Tensor,
-    (n, c): (usize, usize),
-    label_smoothing: f32,
-    scale: f32,
+    (invocations, classes): (usize, usize),
+    (label_smoothing, scale): (f32, f32),
 ) -> Result<()> {
+    let mut buffers = vec![
+        logits.buffer(),
+        targets.buffer(),
+        row_max.buffer(),
+        row_sum.buffer(),
+        out.buffer(),
+    ];
+    buffers.extend(row_shifted.map(Tensor::buffer));
     logits.device().dispatch(
         &LOSS,
         entry,
         &[],
-        &[logits.buffer(), targets.buffer(), out.buffer()],
+        &buffers,
         &[
-            n as u32,
-            c as u32,
+            invocations as u32,
+            classes as u32,
             label_smoothing.to_bits(),
             scale.to_bits(),
         ],
-        Grid::Linear(n as u64),
+        Grid::for_items(invocations as u64, 256).trips(0),
     )
 }
 
@@ -82,16 +94,33 @@ fn launch(
 /// C (naming the row and the class), or ε is not in `[0, 1]`.
 pub fn cross_entropy(logits: &Tensor, targets: &[usize], label_smoothing: f32) -> Result<Tensor> {
     let (n, c) = check("cross_entropy", logits, targets, label_smoothing)?;
+    if n == 0 {
+        // The mean over no rows is NaN, as PyTorch.
+        return Tensor::full(logits.device(), &[1], f32::NAN);
+    }
     let targets = upload_targets(logits, targets)?;
+    let (row_max, row_sum) = row_stats(logits, n, c)?;
+    // Σ (x - max) per row, for the smoothing term (skipped, and never read, without it).
+    let row_shifted = if label_smoothing > 0.0 {
+        reduce_with(
+            logits,
+            &[1],
+            true,
+            Reduction::SumCentered,
+            Some(&row_max),
+            1.0,
+        )?
+    } else {
+        row_max.clone()
+    };
     let rows = logits.uninit_like(&[n])?;
     launch(
-        "forward",
-        logits,
-        &targets,
+        "rows",
+        (logits, &targets),
+        (&row_max, &row_sum, Some(&row_shifted)),
         &rows,
         (n, c),
-        label_smoothing,
-        0.0,
+        (label_smoothing, 0.0),
     )?;
     rows.mean(&[0], true)
 }
@@ -111,17 +140,20 @@ pub fn cross_entropy_backward(
     if !grad_loss.is_finite() {
         return arg_err!("{op}: grad_loss must be finite, got {grad_loss}");
     }
-    let targets = upload_targets(logits, targets)?;
     let grad = logits.uninit_like(&[n, c])?;
-    let scale = grad_loss / n.max(1) as f32;
+    if grad.numel() == 0 {
+        return Ok(grad);
+    }
+    let targets = upload_targets(logits, targets)?;
+    let (row_max, row_sum) = row_stats(logits, n, c)?;
+    let scale = grad_loss / n as f32;
     launch(
         "backward",
-        logits,
-        &targets,
+        (logits, &targets),
+        (&row_max, &row_sum, None),
         &grad,
-        (n, c),
-        label_smoothing,
-        scale,
+        (n * c, c),
+        (label_smoothing, scale),
     )?;
     Ok(grad)
 }

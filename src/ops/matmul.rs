@@ -8,7 +8,9 @@
 //! place; any other is first packed (transposed and zero-padded) into a temporary, which
 //! costs O((M + N)·K) against the product's O(M·N·K).
 
-use crate::error::{Result, arg_err, shape_err};
+use super::reduce::{Reduction, reduce_with};
+use super::segments::{Segments, items_within};
+use crate::error::{Error, Result, arg_err, shape_err};
 use crate::gpu::{Grid, Kernel, kernel};
 use crate::tensor::Tensor;
 
@@ -16,6 +18,7 @@ const PACK: Kernel = kernel!("matmul_pack.wgsl");
 const MATMUL: Kernel = kernel!("matmul.wgsl");
 const MATMUL_SUBGROUP: Kernel = kernel!("matmul_subgroup.wgsl");
 const MATMUL_TILED: Kernel = kernel!("matmul_tiled.wgsl");
+const PLACE: Kernel = kernel!("matmul_place.wgsl");
 /// Most subgroups (y) per workgroup of the register kernels: the `WG_Y` override. A
 /// workgroup computes `8·WG_Y` rows × 64 columns. (8 and 2..16 measured the same on
 /// lavapipe for large products.)
@@ -150,7 +153,7 @@ pub(crate) fn pack(t: &Tensor, v: MatrixView) -> Result<Packed> {
             v.row_stride as u32,
             v.col_stride as u32,
         ],
-        Grid::for_items(total, 256),
+        Grid::for_items(total, 256).trips(4),
     )?;
     Ok(Packed {
         tensor: packed,
@@ -160,15 +163,42 @@ pub(crate) fn pack(t: &Tensor, v: MatrixView) -> Result<Packed> {
     })
 }
 
-/// `batches` products `C[z] = A[z] · B[z]ᵀ` (A: m×k, B: n×k) written to `c` at
-/// `c_offset + z·c_stride` floats in rows of n. With `bias = Some((t, bias_mod))`, row r of
-/// matrix z gets `t[(z % bias_mod)·m + r]` added in the kernels' epilogue.
-#[allow(clippy::too_many_arguments)]
+/// Where a batch of products goes: matrix z of C starts `offset + z·matrix_stride` floats
+/// into `tensor`, its rows `row_stride` floats apart (the column count for a dense matrix;
+/// more when the product fills a block of a wider matrix).
+pub(crate) struct Output<'a> {
+    pub tensor: &'a Tensor,
+    pub offset: usize,
+    pub matrix_stride: usize,
+    pub row_stride: usize,
+}
+
+impl MatmulKernel {
+    /// Loop iterations of one invocation: `(fixed, per vec4 of K)`, counting every loop
+    /// as written (the epilogue's 8×8, the row setup; the tiled kernel's staging loop and
+    /// its 4 × 4 inner loops per step of K4_TILE vec4s).
+    fn loop_cost(self) -> (u64, u64) {
+        match self {
+            MatmulKernel::Subgroup8 => (8 + 72, 1),
+            MatmulKernel::Tiled => (20 + 20, (1 + 4 + 16u64).div_ceil(K4_TILE as u64)),
+            MatmulKernel::Portable | MatmulKernel::Auto => (16 + 72, 9),
+        }
+    }
+}
+
+/// `batches` products `C[z] = A[z] · B[z]ᵀ` (A: m×k, B: n×k) written to `c`. With
+/// `bias = Some((t, bias_mod))`, row r of matrix z gets `t[(z % bias_mod)·m + r]` added
+/// in the kernels' epilogue.
+///
+/// A K longer than one invocation may loop over (see [`crate::gpu::loops`]) is split:
+/// every K-slice of every matrix is its own workgroup layer writing a partial product,
+/// the partials are summed by a reduction, and the sum is written into place. The slices
+/// run in parallel, which is also what a GPU wants for long, thin products (a weight
+/// gradient summing over every pixel of a batch).
 pub(crate) fn gemm(
     a: &Packed,
     b: &Packed,
-    c: &Tensor,
-    (c_offset, c_stride): (usize, usize),
+    c: Output,
     (m, n, k): (usize, usize, usize),
     batches: usize,
     bias: Option<(&Tensor, usize)>,
@@ -177,7 +207,77 @@ pub(crate) fn gemm(
     if m == 0 || n == 0 || batches == 0 {
         return Ok(());
     }
-    let which = which.resolve(c.device())?;
+    let device = c.tensor.device();
+    let which = which.resolve(device)?;
+    let k4 = k.div_ceil(4);
+    let (fixed, per_k4) = which.loop_cost();
+    let budget = device.loop_budget();
+    let k4_slice = items_within(budget, fixed, per_k4).ok_or_else(|| {
+        Error::Internal(format!(
+            "matmul: the loop budget {budget} fits no step of K"
+        ))
+    })?;
+    let slices = Segments::split(k4, k4_slice);
+    if slices.count == 1 {
+        return gemm_launch(a, b, &c, (m, n, k4), (batches, slices), bias, which);
+    }
+    // Partial products [slice, batch, m, n], summed over the slices, then put in place.
+    let partial = c.tensor.uninit_like(&[slices.count, batches, m, n])?;
+    let dense = Output {
+        tensor: &partial,
+        offset: 0,
+        matrix_stride: m * n,
+        row_stride: n,
+    };
+    gemm_launch(a, b, &dense, (m, n, k4), (batches, slices), None, which)?;
+    let sum = reduce_with(&partial, &[0], false, Reduction::Sum, None, 1.0)?;
+    place(&sum, &c, (m, n), batches, bias)
+}
+
+/// Writes `t`, `batches` finished `m × n` products (dense), to their place in `c`, adding
+/// the bias as [`gemm`]'s epilogue would: the last step of a split-K product.
+pub(crate) fn place(
+    t: &Tensor,
+    c: &Output,
+    (m, n): (usize, usize),
+    batches: usize,
+    bias: Option<(&Tensor, usize)>,
+) -> Result<()> {
+    let total = batches * m * n;
+    let (bias_buffer, bias_mod) = match bias {
+        Some((b, modulus)) => (b.buffer(), modulus),
+        None => (t.buffer(), 1),
+    };
+    t.device().dispatch(
+        &PLACE,
+        "main",
+        &[("HAS_BIAS", f64::from(u8::from(bias.is_some())))],
+        &[t.buffer(), bias_buffer, c.tensor.buffer()],
+        &[
+            total as u32,
+            m as u32,
+            n as u32,
+            c.offset as u32,
+            c.matrix_stride as u32,
+            c.row_stride as u32,
+            bias_mod as u32,
+        ],
+        Grid::for_items(total as u64, 256).trips(0),
+    )
+}
+
+/// Launches the product kernel over every (K-slice, matrix), in parts when they pass the
+/// grid's z limit.
+fn gemm_launch(
+    a: &Packed,
+    b: &Packed,
+    c: &Output,
+    (m, n, k4): (usize, usize, usize),
+    (batches, slices): (usize, Segments),
+    bias: Option<(&Tensor, usize)>,
+    which: MatmulKernel,
+) -> Result<()> {
+    let device = c.tensor.device();
     let (kernel, [tile_override], tile_rows, tile_cols) = which.launch(m);
     let overrides = [
         tile_override,
@@ -188,40 +288,46 @@ pub(crate) fn gemm(
         Some((t, modulus)) => (t.buffer(), modulus),
         None => (a.tensor.buffer(), 1),
     };
-    // A batch past the grid's z limit runs in parts, each naming its first matrix.
-    let max_z = c.device().limits().max_compute_workgroups_per_dimension as usize;
-    for z_base in (0..batches).step_by(max_z) {
+    let (fixed, per_k4) = which.loop_cost();
+    let trips = fixed + slices.len as u64 * per_k4;
+    let layers = batches * slices.count;
+    let max_z = device.limits().max_compute_workgroups_per_dimension as usize;
+    for z_base in (0..layers).step_by(max_z) {
         let grid = Grid::Xyz([
             n.div_ceil(tile_cols) as u32,
             m.div_ceil(tile_rows) as u32,
-            (batches - z_base).min(max_z) as u32,
+            (layers - z_base).min(max_z) as u32,
         ]);
-        c.device().dispatch(
+        device.dispatch(
             kernel,
             "main",
             &overrides,
             &[
                 a.tensor.buffer(),
                 b.tensor.buffer(),
-                c.buffer(),
+                c.tensor.buffer(),
                 bias_buffer,
             ],
             &[
                 m as u32,
                 n as u32,
-                k.div_ceil(4) as u32,
+                k4 as u32,
                 a.offset4 as u32,
                 a.stride4 as u32,
                 a.batch_mod as u32,
                 b.offset4 as u32,
                 b.stride4 as u32,
                 b.batch_mod as u32,
-                c_offset as u32,
-                c_stride as u32,
+                c.offset as u32,
+                c.matrix_stride as u32,
+                c.row_stride as u32,
                 z_base as u32,
                 bias_mod as u32,
+                batches as u32,
+                slices.len as u32,
+                (batches * m * n) as u32,
             ],
-            grid,
+            grid.trips(trips),
         )?;
     }
     Ok(())
@@ -295,7 +401,13 @@ pub fn matmul_with(
     };
     let pa = pack(a, view_a)?;
     let pb = pack(b, view_b)?;
-    gemm(&pa, &pb, &out, (0, m * n), (m, n, k), batches, None, which)?;
+    let dense = Output {
+        tensor: &out,
+        offset: 0,
+        matrix_stride: m * n,
+        row_stride: n,
+    };
+    gemm(&pa, &pb, dense, (m, n, k), batches, None, which)?;
     Ok(out)
 }
 

@@ -14,6 +14,7 @@ pub mod reduce;
 pub mod softmax;
 
 mod layout;
+mod segments;
 
 /// The most dimensions the strided kernels (broadcasting, reductions) index, after
 /// neighbouring dimensions have been merged.

@@ -1,25 +1,31 @@
 //! Normalization layers with PyTorch's semantics: batch norm (training and evaluation),
 //! layer norm and group norm, forward and backward. Kernels: `shaders/norm_*.wgsl`.
 //!
-//! Statistics are reduced with one workgroup per channel (batch norm) or per row (layer
-//! norm: one sample; group norm: one (sample, group)), in two passes (mean, then squared
-//! deviations). Every op is a fixed number of launches whatever the channel count:
-//! a statistics kernel and an elementwise kernel forward; sums and an elementwise dx
-//! kernel backward. Tensors are immutable, so batch norm returns its new running
-//! statistics instead of updating them.
+//! Statistics are reductions (`shaders/reduce.wgsl`) per channel (batch norm) or per row
+//! (layer norm: one sample; group norm: one (sample, group)), in two passes — the mean,
+//! then the squared deviations from it, because E[x²] - E[x]² cancels catastrophically in
+//! f32 when the mean is large next to the spread. The reductions split long rows, so any
+//! count per statistic stays within the loop budget. Every op is a fixed number of
+//! launches whatever the channel count. Tensors are immutable, so batch norm returns its
+//! new running statistics instead of updating them.
 
+use super::reduce::{Reduction, reduce_with};
+use super::segments::{Segments, items_within};
 use crate::error::{Result, arg_err, shape_err};
 use crate::gpu::{Grid, Kernel, kernel};
 use crate::tensor::Tensor;
 
-const STATS: Kernel = kernel!("norm_stats.wgsl");
-const BN_STATS: Kernel = kernel!("norm_bn_stats.wgsl");
+const FINALIZE: Kernel = kernel!("norm_finalize.wgsl");
 const APPLY: Kernel = kernel!("norm_apply.wgsl");
 const GRAD_SUMS: Kernel = kernel!("norm_grad_sums.wgsl");
 const GRAD_INPUT: Kernel = kernel!("norm_grad_input.wgsl");
 
 /// Invocations per workgroup of the elementwise kernels (`WG` in their WGSL).
 const ELEMENTWISE_WG: u64 = 256;
+/// Invocations per workgroup of `norm_grad_sums.wgsl`, and most elements one workgroup
+/// sums (256 per invocation).
+const SUMS_WG: usize = 64;
+const SUMS_SEGMENT: usize = 256 * SUMS_WG;
 
 /// What [`batch_norm_train`] returns.
 #[derive(Clone, Debug)]
@@ -174,7 +180,7 @@ fn apply(
             y.buffer(),
         ],
         &params,
-        Grid::for_items(n as u64, ELEMENTWISE_WG),
+        Grid::for_items(n as u64, ELEMENTWISE_WG).trips(0),
     )?;
     Ok(y)
 }
@@ -199,8 +205,16 @@ impl Saved<'_> {
     /// Per row of `rows`: `(Σ g, Σ g · xhat)` with `g = dy · weight` when `weighted`, or
     /// `dy` alone. Both results have `shape` (`rows.rows` elements).
     fn sums(&self, weighted: bool, rows: Rows, shape: &[usize]) -> Result<(Tensor, Tensor)> {
-        let sum_g = self.x.uninit_like(shape)?;
-        let sum_g_xhat = self.x.uninit_like(shape)?;
+        let device = self.x.device();
+        // Each invocation: its share of a segment (one iteration per element) and the
+        // workgroup's tree of 6 halvings.
+        let fixed = 8 + 7;
+        let per_lane = items_within(device.loop_budget(), fixed, 1).unwrap_or(1);
+        let count = rows.inner * rows.outer;
+        let segments = Segments::split(count, (per_lane * SUMS_WG).min(SUMS_SEGMENT));
+        let partial_shape = [rows.rows, segments.count];
+        let sum_g = self.x.uninit_like(&partial_shape)?;
+        let sum_g_xhat = self.x.uninit_like(&partial_shape)?;
         let mut params = vec![
             rows.rows as u32,
             rows.inner as u32,
@@ -209,7 +223,9 @@ impl Saved<'_> {
         ];
         params.extend(self.at.words());
         params.push(u32::from(weighted && self.weight.is_some()));
-        self.x.device().dispatch(
+        params.extend([segments.count as u32, segments.len as u32]);
+        let trips = fixed + segments.len.div_ceil(SUMS_WG) as u64;
+        device.dispatch(
             &GRAD_SUMS,
             "main",
             &[],
@@ -223,9 +239,18 @@ impl Saved<'_> {
                 sum_g_xhat.buffer(),
             ],
             &params,
-            Grid::Linear(rows.rows as u64),
+            Grid::Linear((rows.rows * segments.count) as u64).trips(trips),
         )?;
-        Ok((sum_g, sum_g_xhat))
+        // Add up each row's segments (nothing to add with one).
+        let total = |t: Tensor| -> Result<Tensor> {
+            let t = if segments.count == 1 {
+                t
+            } else {
+                reduce_with(&t, &[1], false, Reduction::Sum, None, 1.0)?
+            };
+            t.reshape(shape)
+        };
+        Ok((total(sum_g)?, total(sum_g_xhat)?))
     }
 
     /// dx through the statistics, from the [`Saved::sums`] over the `count` elements of
@@ -259,10 +284,64 @@ impl Saved<'_> {
                 dx.buffer(),
             ],
             &params,
-            Grid::for_items(n as u64, ELEMENTWISE_WG),
+            Grid::for_items(n as u64, ELEMENTWISE_WG).trips(0),
         )?;
         Ok(dx)
     }
+}
+
+/// The mean and biased variance of `x` over `axes`, `count` elements per statistic:
+/// two reductions, the second of squared deviations from the first.
+fn moments(x: &Tensor, axes: &[usize], count: usize) -> Result<(Tensor, Tensor)> {
+    let scale = 1.0 / count as f32;
+    let mean = reduce_with(x, axes, false, Reduction::Sum, None, scale)?;
+    let var = reduce_with(x, axes, false, Reduction::SumSquares, Some(&mean), scale)?;
+    Ok((mean, var))
+}
+
+/// Running statistics of batch norm: the old ones in, the new ones out, and how the
+/// batch's updates them.
+struct Running<'a> {
+    old: (&'a Tensor, &'a Tensor),
+    new: (&'a Tensor, &'a Tensor),
+    momentum: f32,
+    count: usize,
+}
+
+/// invstd from the mean and biased variance (and, for batch norm in training, the new
+/// running statistics): one elementwise launch.
+fn finalize(mean: &Tensor, var: &Tensor, eps: f32, running: Option<Running>) -> Result<Tensor> {
+    let invstd = mean.uninit_like(mean.shape())?;
+    let n = mean.numel();
+    let (momentum, unbias) = running.as_ref().map_or((0.0, 1.0), |r| {
+        (r.momentum, r.count as f32 / (r.count - 1) as f32)
+    });
+    // Without running statistics any buffers fill their slots; the kernel never uses them.
+    let (old, new) = running
+        .as_ref()
+        .map_or(((mean, var), (&invstd, &invstd)), |r| (r.old, r.new));
+    mean.device().dispatch(
+        &FINALIZE,
+        "main",
+        &[("RUNNING", f64::from(u8::from(running.is_some())))],
+        &[
+            mean.buffer(),
+            var.buffer(),
+            invstd.buffer(),
+            old.0.buffer(),
+            old.1.buffer(),
+            new.0.buffer(),
+            new.1.buffer(),
+        ],
+        &[
+            n as u32,
+            eps.to_bits(),
+            momentum.to_bits(),
+            unbias.to_bits(),
+        ],
+        Grid::for_items(n as u64, ELEMENTWISE_WG).trips(0),
+    )?;
+    Ok(invstd)
 }
 
 /// Mean and invstd of each of `rows` contiguous rows of `len` elements of `x`, shaped
@@ -274,17 +353,9 @@ fn row_stats(
     eps: f32,
     shape: &[usize],
 ) -> Result<(Tensor, Tensor)> {
-    let mean = x.uninit_like(shape)?;
-    let invstd = x.uninit_like(shape)?;
-    x.device().dispatch(
-        &STATS,
-        "main",
-        &[],
-        &[x.buffer(), mean.buffer(), invstd.buffer()],
-        &[rows as u32, len as u32, eps.to_bits()],
-        Grid::Linear(rows as u64),
-    )?;
-    Ok((mean, invstd))
+    let (mean, var) = moments(&x.reshape(&[rows, len])?, &[1], len)?;
+    let invstd = finalize(&mean, &var, eps, None)?;
+    Ok((mean.reshape(shape)?, invstd.reshape(shape)?))
 }
 
 /// The checks common to both batch norm forwards; returns `(N, C, S)`.
@@ -335,32 +406,16 @@ pub fn batch_norm_train(
             x.shape()
         );
     }
-    let save_mean = x.uninit_like(&[c])?;
-    let save_invstd = x.uninit_like(&[c])?;
+    let (save_mean, var) = moments(&x.reshape(&[n, c, s])?, &[0, 2], count)?;
     let new_mean = x.uninit_like(&[c])?;
     let new_var = x.uninit_like(&[c])?;
-    x.device().dispatch(
-        &BN_STATS,
-        "main",
-        &[],
-        &[
-            x.buffer(),
-            running_mean.buffer(),
-            running_var.buffer(),
-            save_mean.buffer(),
-            save_invstd.buffer(),
-            new_mean.buffer(),
-            new_var.buffer(),
-        ],
-        &[
-            c as u32,
-            s as u32,
-            count as u32,
-            eps.to_bits(),
-            momentum.to_bits(),
-        ],
-        Grid::Linear(c as u64),
-    )?;
+    let running = Running {
+        old: (running_mean, running_var),
+        new: (&new_mean, &new_var),
+        momentum,
+        count,
+    };
+    let save_invstd = finalize(&save_mean, &var, eps, Some(running))?;
     let at = Indexing::per_channel(c, s);
     let y = apply(
         x,

@@ -5,13 +5,22 @@
 //!
 //! Every backward pass is a gather: one invocation per input element sums over the outputs
 //! whose windows can cover it. No atomics, so the result is the same on every run.
+//!
+//! A window (or a set of covering outputs) longer than the loop budget allows is walked
+//! in segments, several invocations per element, whose partial sums a reduction adds up
+//! (for max pooling, whose partial maxima `shaders/pool_max_combine.wgsl` combines).
 
+use super::reduce::{Reduction, reduce_with};
+use super::segments::{Segments, items_within};
 use crate::error::{Result, arg_err, shape_err};
 use crate::gpu::{Grid, Kernel, kernel};
 use crate::tensor::Tensor;
 
 const AVG: Kernel = kernel!("pool.wgsl");
 const MAX: Kernel = kernel!("pool_max.wgsl");
+const MAX_COMBINE: Kernel = kernel!("pool_max_combine.wgsl");
+/// Loop iterations of a pooling invocation besides its walk (one per position).
+const FIXED: u64 = 8;
 
 /// Invocations per workgroup of every pooling kernel (`WG` in the WGSL).
 const WG: u64 = 256;
@@ -198,8 +207,32 @@ impl Geometry {
         [self.batch, self.channels, self.output.0, self.output.1]
     }
 
-    /// The kernels' parameter block (see `Params` in `shaders/pool.wgsl`).
-    fn params(&self, invocations: usize) -> Vec<u32> {
+    /// The most positions one element's walk covers, over both axes: the taps of an
+    /// output's window (forward), or the outputs whose windows cover an input element
+    /// (backward).
+    fn longest_walk(&self, backward: bool) -> usize {
+        let axis = |size: usize, out: usize, k: usize, s: usize, d: usize| match self.window {
+            Window::Adaptive if backward => out.div_ceil(size) + 1,
+            Window::Adaptive => size.div_ceil(out) + 1,
+            Window::Fixed(_) if backward => (k - 1) * d / s + 1,
+            Window::Fixed(_) => k,
+        };
+        let (k, s, d) = match self.window {
+            Window::Fixed(w) => (w.kernel, w.stride, w.dilation),
+            Window::Adaptive => ((1, 1), (1, 1), (1, 1)),
+        };
+        axis(self.input.0, self.output.0, k.0, s.0, d.0)
+            * axis(self.input.1, self.output.1, k.1, s.1, d.1)
+    }
+
+    /// How each element's walk is cut so an invocation stays within `budget`.
+    fn segments(&self, backward: bool, budget: u64) -> Segments {
+        let per_invocation = items_within(budget, FIXED, 1).unwrap_or(1);
+        Segments::split(self.longest_walk(backward), per_invocation)
+    }
+
+    /// The kernels' parameter block (see `Params` in `shaders/pool_window.wgsl`).
+    fn params(&self, invocations: usize, segments: Segments) -> Vec<u32> {
         let (k, s, p, d) = match self.window {
             Window::Fixed(w) => (w.kernel, w.stride, w.padding, w.dilation),
             // Unused by the adaptive kernels; a stride of 1 keeps every division defined.
@@ -219,6 +252,8 @@ impl Geometry {
             p.1,
             d.0,
             d.1,
+            segments.count,
+            segments.len,
         ]
         .iter()
         .map(|&v| v as u32)
@@ -305,6 +340,41 @@ fn check_grad(op: &str, grad_out: &Tensor, geometry: &Geometry) -> Result<()> {
     Ok(())
 }
 
+/// Runs a gather `entry` of `kernel` writing `shape` from `src` (and `indices`, for max
+/// pooling's backward): one invocation per element, or per segment of its walk with the
+/// segments' partial sums added up afterwards.
+fn gather(
+    (kernel, entry): (&Kernel, &'static str),
+    src: &Tensor,
+    indices: Option<&Tensor>,
+    geometry: &Geometry,
+    (shape, backward): ([usize; 4], bool),
+    overrides: &[(&'static str, f64)],
+) -> Result<Tensor> {
+    let segments = geometry.segments(backward, src.device().loop_budget());
+    let elements: usize = shape.iter().product();
+    let target = if segments.count > 1 {
+        src.uninit_like(&[elements, segments.count])?
+    } else {
+        src.uninit_like(&shape)?
+    };
+    let invocations = elements * segments.count;
+    let mut buffers = vec![src.buffer(), target.buffer()];
+    buffers.extend(indices.map(Tensor::buffer));
+    src.device().dispatch(
+        kernel,
+        entry,
+        overrides,
+        &buffers,
+        &geometry.params(invocations, segments),
+        Grid::for_items(invocations as u64, WG).trips(FIXED + segments.len as u64),
+    )?;
+    if segments.count == 1 {
+        return Ok(target);
+    }
+    reduce_with(&target, &[1], false, Reduction::Sum, None, 1.0)?.reshape(&shape)
+}
+
 /// Average pooling forward (`src` = input) or backward (`src` = grad_out).
 fn launch_avg(
     src: &Tensor,
@@ -317,35 +387,62 @@ fn launch_avg(
     } else {
         ("avg_forward", geometry.output_shape())
     };
-    let dst = src.uninit_like(&shape)?;
-    let n = dst.numel();
-    src.device().dispatch(
-        &AVG,
-        entry,
-        &[
-            ("ADAPTIVE", geometry.adaptive()),
-            ("INCLUDE_PAD", f64::from(u8::from(include_pad))),
-        ],
-        &[src.buffer(), dst.buffer()],
-        &geometry.params(n),
-        Grid::for_items(n as u64, WG),
-    )?;
-    Ok(dst)
+    let overrides = [
+        ("ADAPTIVE", geometry.adaptive()),
+        ("INCLUDE_PAD", f64::from(u8::from(include_pad))),
+    ];
+    gather(
+        (&AVG, entry),
+        src,
+        None,
+        geometry,
+        (shape, backward),
+        &overrides,
+    )
 }
 
-/// Max pooling forward: the maxima and their indices.
+/// Max pooling forward: the maxima and their indices. A window longer than one
+/// invocation may walk gives each segment's maximum first, then combines them in window
+/// order (in rounds, if even the segments are too many for one invocation).
 fn launch_max(x: &Tensor, geometry: Geometry) -> Result<(Tensor, PoolIndices)> {
-    let y = x.uninit_like(&geometry.output_shape())?;
-    let indices = x.uninit_like(&geometry.output_shape())?;
-    let n = y.numel();
+    let budget = x.device().loop_budget();
+    let segments = geometry.segments(false, budget);
+    let outputs: usize = geometry.output_shape().iter().product();
+    let invocations = outputs * segments.count;
+    let mut values = x.uninit_like(&[outputs, segments.count])?;
+    let mut indices = x.uninit_like(&[outputs, segments.count])?;
     x.device().dispatch(
         &MAX,
         "max_forward",
         &[("ADAPTIVE", geometry.adaptive())],
-        &[x.buffer(), y.buffer(), indices.buffer()],
-        &geometry.params(n),
-        Grid::for_items(n as u64, WG),
+        &[x.buffer(), values.buffer(), indices.buffer()],
+        &geometry.params(invocations, segments),
+        Grid::for_items(invocations as u64, WG).trips(FIXED + segments.len as u64),
     )?;
+    let group = items_within(budget, FIXED, 1).unwrap_or(1);
+    let mut s_in = segments.count;
+    while s_in > 1 {
+        let s_out = s_in.div_ceil(group);
+        let next_values = x.uninit_like(&[outputs, s_out])?;
+        let next_indices = x.uninit_like(&[outputs, s_out])?;
+        let n = outputs * s_out;
+        x.device().dispatch(
+            &MAX_COMBINE,
+            "main",
+            &[],
+            &[
+                values.buffer(),
+                indices.buffer(),
+                next_values.buffer(),
+                next_indices.buffer(),
+            ],
+            &[n as u32, s_in as u32, s_out as u32, group as u32],
+            Grid::for_items(n as u64, WG).trips(FIXED + group as u64),
+        )?;
+        (values, indices, s_in) = (next_values, next_indices, s_out);
+    }
+    let shape = geometry.output_shape();
+    let (y, indices) = (values.reshape(&shape)?, indices.reshape(&shape)?);
     Ok((y, PoolIndices { indices, geometry }))
 }
 
@@ -365,21 +462,14 @@ fn max_backward(
         );
     }
     check_grad(op, grad_out, &geometry)?;
-    let grad_in = grad_out.uninit_like(&geometry.input_shape())?;
-    let n = grad_in.numel();
-    grad_out.device().dispatch(
-        &MAX,
-        "max_backward",
+    gather(
+        (&MAX, "max_backward"),
+        grad_out,
+        Some(&indices.indices),
+        &geometry,
+        (geometry.input_shape(), true),
         &[("ADAPTIVE", geometry.adaptive())],
-        &[
-            grad_out.buffer(),
-            grad_in.buffer(),
-            indices.indices.buffer(),
-        ],
-        &geometry.params(n),
-        Grid::for_items(n as u64, WG),
-    )?;
-    Ok(grad_in)
+    )
 }
 
 /// Where each output of a max pooling took its value: the flat index `h * W + w` of the

@@ -162,7 +162,7 @@ impl Optimizer for AdamW {
                 new_m.buffer(),
                 new_v.buffer(),
             ];
-            let grid = Grid::for_items(u.param.numel() as u64, WG);
+            let grid = Grid::for_items(u.param.numel() as u64, WG).trips(0);
             u.param
                 .device()
                 .dispatch(&ADAMW, "main", &[], &buffers, &params, grid)?;

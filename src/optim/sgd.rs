@@ -126,7 +126,7 @@ impl Optimizer for Sgd {
             let n = u.param.numel() as u64;
             let device = u.param.device();
             let new_param = u.param.uninit_like(u.param.shape())?;
-            let grid = Grid::for_items(n, WG);
+            let grid = Grid::for_items(n, WG).trips(0);
             let mut params = vec![
                 n as u32,
                 0,

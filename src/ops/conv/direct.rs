@@ -13,6 +13,8 @@
 use super::Geometry;
 use crate::error::Result;
 use crate::gpu::{Grid, Kernel, kernel};
+use crate::ops::reduce::{Reduction, reduce_with};
+use crate::ops::segments::{Segments, items_within};
 use crate::tensor::Tensor;
 
 const DIRECT: Kernel = kernel!("conv_direct.wgsl");
@@ -23,24 +25,63 @@ const WEIGHTS_MAX: usize = 64;
 /// Invocations per workgroup (`WG` in the WGSL).
 const WG: u64 = 64;
 
+/// Loop iterations of the kernels, counted as lavapipe counts them (see
+/// [`crate::gpu::loops`]): `(fixed, per column)` for `cig` source channels per group and
+/// `cog` destinations per block. The window and weight loops have override-constant
+/// bounds, but the driver does not unroll all of them, so each is counted in full.
+fn loop_cost(g: &Geometry, cig: usize, cog: usize) -> (u64, u64) {
+    let window = (cig * g.kh * g.kw) as u64;
+    let weights = cog as u64 * window;
+    let fixed = weights + cog as u64 + window + 16;
+    let per_column = 2 + weights + cog as u64 + window + (cig * g.kh) as u64;
+    (fixed, per_column)
+}
+
 /// Whether the direct kernels take this convolution's forward and weight gradient: a
-/// group's input window must fit the registers.
-pub(super) fn supports(g: &Geometry) -> bool {
+/// group's input window must fit the registers, and one output column the loop budget.
+pub(super) fn supports(g: &Geometry, budget: u64) -> bool {
     // Grouped convolutions with 4 input channels per group ran no faster here than on the
     // GEMM path (lavapipe) and compiled for seconds, so only depthwise takes this path.
-    g.is_depthwise() && g.p.dilation == (1, 1) && g.cin_g() * g.kh * g.kw <= WINDOW_MAX
+    let (cog, _, _) = blocking(g, g.cin_g(), g.cout_g());
+    let (fixed, per_column) = loop_cost(g, g.cin_g(), cog);
+    g.is_depthwise()
+        && g.p.dilation == (1, 1)
+        && g.cin_g() * g.kh * g.kw <= WINDOW_MAX
+        && items_within(budget, fixed, per_column).is_some()
+}
+
+/// Loop iterations of `weight_grad`: `(fixed, per item, per column)` — the final
+/// reduction per weight of the window (a tree of 6 halvings each), the window's load per
+/// item (a row piece), the products and the slide per column.
+fn weight_grad_cost(g: &Geometry) -> (u64, u64, u64) {
+    let window = (g.cin_g() * g.kh * g.kw) as u64;
+    (
+        8 * window + 16,
+        2 + window + 8,
+        2 + 2 * window + (g.cin_g() * g.kh) as u64,
+    )
+}
+
+/// Whether they take the weight gradient: as [`supports`], with one item of one column
+/// within the budget.
+pub(super) fn supports_weight_grad(g: &Geometry, budget: u64) -> bool {
+    let (fixed, per_item, per_column) = weight_grad_cost(g);
+    supports(g, budget) && items_within(budget, fixed + per_item, per_column).is_some()
 }
 
 /// Whether they also take the input gradient (a stride-1 correlation with the flipped
 /// kernel, which needs padding below the kernel size; the window then spans a group's
 /// output channels).
-pub(super) fn supports_input_grad(g: &Geometry) -> bool {
+pub(super) fn supports_input_grad(g: &Geometry, budget: u64) -> bool {
+    let (cog, _, _) = blocking(g, g.cout_g(), g.cin_g());
+    let (fixed, per_column) = loop_cost(g, g.cout_g(), cog);
     g.is_depthwise()
         && g.p.dilation == (1, 1)
         && g.cout_g() * g.kh * g.kw <= WINDOW_MAX
         && g.p.stride == (1, 1)
         && g.p.padding.0 < g.kh
         && g.p.padding.1 < g.kw
+        && items_within(budget, fixed, per_column).is_some()
 }
 
 /// How invocations split the destination channels: `cig` source channels per group
@@ -56,24 +97,55 @@ fn blocking(g: &Geometry, cig: usize, dst_per_group: usize) -> (usize, usize, us
     }
 }
 
-/// Parameter words: rows of `dst` are written from `src`.
-#[allow(clippy::too_many_arguments)]
-fn params(
-    g: &Geometry,
+/// What one launch of the kernel covers: rows of `dst` written from `src`, the blocking,
+/// and how the work is cut into pieces (see the WGSL's `Params`).
+struct Launch {
     total: usize,
     src: [usize; 3],
     dst: [usize; 3],
     stride: (usize, usize),
     pad: (usize, usize),
-    (blocks, src_div): (usize, usize),
-) -> Vec<u32> {
-    [
-        total, g.n, src[0], src[1], src[2], dst[0], dst[1], dst[2], stride.0, stride.1, pad.0,
-        pad.1, blocks, src_div,
-    ]
-    .iter()
-    .map(|&v| v as u32)
-    .collect()
+    blocks: (usize, usize),
+    segments: Segments,
+    chunk: (usize, usize),
+}
+
+impl Launch {
+    fn words(&self, g: &Geometry) -> Vec<u32> {
+        let Launch {
+            total,
+            src,
+            dst,
+            stride,
+            pad,
+            blocks,
+            segments,
+            chunk,
+        } = *self;
+        [
+            total,
+            g.n,
+            src[0],
+            src[1],
+            src[2],
+            dst[0],
+            dst[1],
+            dst[2],
+            stride.0,
+            stride.1,
+            pad.0,
+            pad.1,
+            blocks.0,
+            blocks.1,
+            segments.count,
+            segments.len,
+            chunk.0,
+            chunk.1,
+        ]
+        .iter()
+        .map(|&v| v as u32)
+        .collect()
+    }
 }
 
 fn overrides(g: &Geometry, cig: usize, cog: usize, flip: bool) -> [(&'static str, f64); 6] {
@@ -89,27 +161,55 @@ fn overrides(g: &Geometry, cig: usize, cog: usize, flip: bool) -> [(&'static str
     ]
 }
 
-/// One invocation per (sample, block of output channels, output row).
-pub(super) fn forward(g: &Geometry, x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    let y = x.uninit_like(&g.output_shape())?;
-    let (cog, blocks, src_div) = blocking(g, g.cin_g(), g.cout_g());
-    let rows = g.n * blocks * g.ho;
-    let words = params(
-        g,
-        rows,
-        [g.c_in, g.h, g.w],
-        [g.c_out, g.ho, g.wo],
-        g.p.stride,
-        g.p.padding,
-        (blocks, src_div),
-    );
-    x.device().dispatch(
+/// The `forward` entry: one invocation per (sample, block of destination channels,
+/// destination row), or per column range of it when a row is longer than the budget.
+fn slide_rows(
+    g: &Geometry,
+    (src, weight, dst): (&Tensor, &Tensor, &Tensor),
+    (src_dims, dst_dims): ([usize; 3], [usize; 3]),
+    (stride, pad): ((usize, usize), (usize, usize)),
+    flip: bool,
+) -> Result<()> {
+    let (cig, dst_per_group) = if flip {
+        (g.cout_g(), g.cin_g())
+    } else {
+        (g.cin_g(), g.cout_g())
+    };
+    let (cog, blocks, src_div) = blocking(g, cig, dst_per_group);
+    let (fixed, per_column) = loop_cost(g, cig, cog);
+    let budget = src.device().loop_budget();
+    let columns = items_within(budget, fixed, per_column).unwrap_or(1);
+    let segments = Segments::split(dst_dims[2], columns);
+    let rows = g.n * blocks * dst_dims[1];
+    let launch = Launch {
+        total: rows * segments.count,
+        src: src_dims,
+        dst: dst_dims,
+        stride,
+        pad,
+        blocks: (blocks, src_div),
+        segments,
+        chunk: (0, 0),
+    };
+    src.device().dispatch(
         &DIRECT,
         "forward",
-        &overrides(g, g.cin_g(), cog, false),
-        &[x.buffer(), w.buffer(), y.buffer()],
-        &words,
-        Grid::for_items(rows as u64, WG),
+        &overrides(g, cig, cog, flip),
+        &[src.buffer(), weight.buffer(), dst.buffer()],
+        &launch.words(g),
+        Grid::for_items(launch.total as u64, WG).trips(fixed + segments.len as u64 * per_column),
+    )
+}
+
+/// The forward: the window slides along rows of the input.
+pub(super) fn forward(g: &Geometry, x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let y = x.uninit_like(&g.output_shape())?;
+    slide_rows(
+        g,
+        (x, w, &y),
+        ([g.c_in, g.h, g.w], [g.c_out, g.ho, g.wo]),
+        (g.p.stride, g.p.padding),
+        false,
     )?;
     Ok(y)
 }
@@ -118,49 +218,61 @@ pub(super) fn forward(g: &Geometry, x: &Tensor, w: &Tensor) -> Result<Tensor> {
 /// kernel flipped, its channel roles swapped and the complementary padding.
 pub(super) fn input_grad(g: &Geometry, dy: &Tensor, w: &Tensor) -> Result<Tensor> {
     let dx = dy.uninit_like(&g.input_shape())?;
-    let (cog, blocks, src_div) = blocking(g, g.cout_g(), g.cin_g());
-    let rows = g.n * blocks * g.h;
     let pad = (g.kh - 1 - g.p.padding.0, g.kw - 1 - g.p.padding.1);
-    let words = params(
+    slide_rows(
         g,
-        rows,
-        [g.c_out, g.ho, g.wo],
-        [g.c_in, g.h, g.w],
-        (1, 1),
-        pad,
-        (blocks, src_div),
-    );
-    dy.device().dispatch(
-        &DIRECT,
-        "forward",
-        &overrides(g, g.cout_g(), cog, true),
-        &[dy.buffer(), w.buffer(), dx.buffer()],
-        &words,
-        Grid::for_items(rows as u64, WG),
+        (dy, w, &dx),
+        ([g.c_out, g.ho, g.wo], [g.c_in, g.h, g.w]),
+        ((1, 1), pad),
+        true,
     )?;
     Ok(dx)
 }
 
-/// One workgroup per output channel, reducing over batch and rows: a single launch.
+/// Most items (row pieces) one workgroup of `weight_grad` takes: several per invocation,
+/// so the workgroup's final reduction is amortized, but spread over many workgroups
+/// when the batch is large (a GPU wants them).
+const WEIGHT_GRAD_ITEMS: usize = 16 * WG as usize;
+
+/// Workgroups per (output channel, segment of row pieces); the segments' partial sums
+/// are added up by a reduction when there are several.
 pub(super) fn weight_grad(g: &Geometry, x: &Tensor, dy: &Tensor) -> Result<Tensor> {
-    let dw = x.uninit_like(&g.weight_shape())?;
     let (cog, blocks, src_div) = blocking(g, g.cin_g(), g.cout_g());
-    let words = params(
-        g,
-        g.c_out,
-        [g.c_in, g.h, g.w],
-        [g.c_out, g.ho, g.wo],
-        g.p.stride,
-        g.p.padding,
-        (blocks, src_div),
-    );
+    let window = g.cin_g() * g.kh * g.kw;
+    let (fixed, per_item, per_column) = weight_grad_cost(g);
+    let budget = x.device().loop_budget();
+    let cols = items_within(budget, fixed + per_item, per_column)
+        .unwrap_or(1)
+        .min(g.wo.max(1));
+    let row_chunks = Segments::split(g.wo, cols);
+    let item_cost = per_item + row_chunks.len as u64 * per_column;
+    let per_lane = items_within(budget, fixed, item_cost).unwrap_or(1);
+    let items = g.n * g.ho * row_chunks.count;
+    let segments = Segments::split(items, (per_lane * WG as usize).min(WEIGHT_GRAD_ITEMS));
+    let launch = Launch {
+        total: g.c_out * segments.count,
+        src: [g.c_in, g.h, g.w],
+        dst: [g.c_out, g.ho, g.wo],
+        stride: g.p.stride,
+        pad: g.p.padding,
+        blocks: (blocks, src_div),
+        segments,
+        chunk: (row_chunks.len, row_chunks.count),
+    };
+    let partial = x.uninit_like(&[g.c_out, segments.count, window])?;
+    let trips = fixed + segments.len.div_ceil(WG as usize) as u64 * item_cost;
     x.device().dispatch(
         &DIRECT,
         "weight_grad",
         &overrides(g, g.cin_g(), cog, false),
-        &[x.buffer(), dy.buffer(), dw.buffer()],
-        &words,
-        Grid::Linear(g.c_out as u64),
+        &[x.buffer(), dy.buffer(), partial.buffer()],
+        &launch.words(g),
+        Grid::Linear(launch.total as u64).trips(trips),
     )?;
-    Ok(dw)
+    let dw = if segments.count == 1 {
+        partial
+    } else {
+        reduce_with(&partial, &[1], false, Reduction::Sum, None, 1.0)?
+    };
+    dw.reshape(&g.weight_shape())
 }

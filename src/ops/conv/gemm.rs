@@ -1,35 +1,96 @@
 //! The GEMM path of convolution: im2col (or, for 1×1 stride-1 convolutions, a plain
 //! transpose) turns each primitive into matmuls batched over (sample, group), so grouped
-//! convolutions run all groups in one launch. The im2col buffers are bounded by processing
-//! the batch in chunks.
-//! Kernels: `shaders/conv_im2col.wgsl`, `shaders/conv_col2im.wgsl` and the matmul kernels.
+//! convolutions run all groups in one launch. It takes every geometry at every size:
+//! - the im2col/col2im scratch is bounded by working in chunks — several whole samples,
+//!   or, when one sample is too large, ranges of its output pixels;
+//! - long im2col rows are written by several invocations, large kernels' col2im taps
+//!   gathered in several launches, and long products split along K (see `gemm`), so no
+//!   invocation loops past the device's loop budget.
+//!
+//! Kernels: `shaders/conv_im2col.wgsl`, `shaders/conv_col2im.wgsl`,
+//! `shaders/conv_implicit.wgsl` and the matmul kernels.
+
+use std::ops::Range;
 
 use super::Geometry;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::{Grid, Kernel, kernel};
-use crate::ops::matmul::{MatmulKernel, MatrixView, Packed, gemm, pack};
+use crate::ops::matmul::{MatmulKernel, MatrixView, Output, Packed, gemm, pack, place};
+use crate::ops::reduce::{Reduction, reduce_with};
+use crate::ops::segments::{Segments, items_within};
 use crate::tensor::Tensor;
 
 const IM2COL: Kernel = kernel!("conv_im2col.wgsl");
 const COL2IM: Kernel = kernel!("conv_col2im.wgsl");
 const IMPLICIT: Kernel = kernel!("conv_implicit.wgsl");
 
-/// Most bytes of im2col/col2im scratch per chunk of the batch.
+/// Most bytes of im2col/col2im scratch per chunk.
 const SCRATCH_BYTES: usize = 32 << 20;
+/// Most output pixels in one chunk: the products tile pixels by at least 8, so every
+/// grid dimension stays within 65,535 workgroups.
+const MAX_CHUNK_PIXELS: usize = 65_535 * 8;
 /// Invocations per workgroup of the im2col/col2im kernels (`WG` in their WGSL).
 const WG: u64 = 64;
+/// Loop iterations of an im2col/col2im invocation besides its main loop.
+const FIXED: u64 = 8;
 
 /// 1×1, stride 1, no padding: every input pixel is its own receptive field.
 fn is_pointwise(g: &Geometry) -> bool {
     g.kh == 1 && g.kw == 1 && g.p.stride == (1, 1) && g.p.padding == (0, 0)
 }
 
-/// The batch in chunks `(first sample, samples)` whose scratch fits [`SCRATCH_BYTES`].
-fn chunks(g: &Geometry, scratch_floats_per_sample: usize) -> impl Iterator<Item = (usize, usize)> {
-    let per_sample = (scratch_floats_per_sample * 4).max(1);
-    let size = (SCRATCH_BYTES / per_sample).clamp(1, g.n.max(1));
-    let n = g.n;
-    (0..n).step_by(size).map(move |n0| (n0, size.min(n - n0)))
+/// A piece of the work: samples `n0..n0 + count` and, of each, output pixels `pixels`
+/// (all of them, unless one sample alone is too large and `count` is 1).
+#[derive(Clone, Debug)]
+struct Chunk {
+    n0: usize,
+    count: usize,
+    pixels: Range<usize>,
+}
+
+impl Chunk {
+    fn len(&self) -> usize {
+        self.pixels.len()
+    }
+
+    /// (sample, group) products of the chunk.
+    fn matrices(&self, g: &Geometry) -> usize {
+        self.count * g.p.groups
+    }
+
+    /// Whether this is the first chunk of its samples (it writes, the others add).
+    fn is_first(&self) -> bool {
+        self.pixels.start == 0
+    }
+}
+
+/// The work in chunks whose scratch (`floats_per_pixel` per output pixel of a sample)
+/// fits [`SCRATCH_BYTES`]: as many whole samples as fit, else one sample's pixels in
+/// ranges.
+fn chunks(g: &Geometry, floats_per_pixel: usize) -> Vec<Chunk> {
+    let hwo = g.ho * g.wo;
+    let pixels_fit = (SCRATCH_BYTES / (floats_per_pixel * 4).max(1)).clamp(1, MAX_CHUNK_PIXELS);
+    if hwo <= pixels_fit {
+        let samples = (pixels_fit / hwo.max(1)).clamp(1, g.n.max(1));
+        return (0..g.n)
+            .step_by(samples)
+            .map(|n0| Chunk {
+                n0,
+                count: samples.min(g.n - n0),
+                pixels: 0..hwo,
+            })
+            .collect();
+    }
+    let ranges = Segments::split(hwo, pixels_fit);
+    (0..g.n)
+        .flat_map(|n0| {
+            (0..ranges.count).map(move |i| Chunk {
+                n0,
+                count: 1,
+                pixels: ranges.range(i, hwo),
+            })
+        })
+        .collect()
 }
 
 /// The geometry words shared by both im2col/col2im parameter blocks.
@@ -59,28 +120,41 @@ fn geometry_words(g: &Geometry, invocations: usize, n0: usize) -> Vec<u32> {
     .collect()
 }
 
-/// im2col of samples `n0..n0 + count`: `rows` rows of `row_len` floats, laid out by `entry`
-/// (`pixel_major` or `tap_major`), as an operand whose rows are `k = row_len` long.
+/// im2col of a chunk, as an operand of `rows_per_matrix` rows of `row_len` floats per
+/// (sample, group): `pixel_major` (a row of taps per pixel) or `tap_major` (a row of
+/// pixels per tap). Long rows are split between invocations.
 fn im2col(
     g: &Geometry,
     x: &Tensor,
     entry: &'static str,
-    (n0, count): (usize, usize),
-    rows_per_matrix: usize,
-    row_len: usize,
+    chunk: &Chunk,
+    (rows_per_matrix, row_len): (usize, usize),
 ) -> Result<Packed> {
-    let matrices = count * g.p.groups;
+    let matrices = chunk.matrices(g);
     let rows = matrices * rows_per_matrix;
     let col = x.uninit_like(&[rows, row_len])?;
-    let mut params = geometry_words(g, rows, n0);
-    params.push(row_len as u32);
+    let budget = x.device().loop_budget();
+    let per_invocation = items_within(budget, FIXED, 1).unwrap_or(1);
+    let segments = Segments::split(row_len / 4, per_invocation);
+    let invocations = rows * segments.count;
+    let mut params = geometry_words(g, invocations, chunk.n0);
+    params.extend(
+        [
+            row_len,
+            chunk.pixels.start,
+            chunk.len(),
+            segments.count,
+            segments.len,
+        ]
+        .map(|v| v as u32),
+    );
     x.device().dispatch(
         &IM2COL,
         entry,
         &[],
         &[x.buffer(), col.buffer()],
         &params,
-        Grid::for_items(rows as u64, WG),
+        Grid::for_items(invocations as u64, WG).trips(FIXED + segments.len as u64),
     )?;
     pack(
         &col,
@@ -110,7 +184,14 @@ fn use_implicit(g: &Geometry, x: &Tensor) -> bool {
         && x.device().summary().subgroup_sizes == Some((8, 8))
 }
 
-/// The forward as one implicit-GEMM launch over every (sample, group): no scratch.
+/// Loop iterations of an implicit-GEMM invocation: `(fixed, per vec4 of K)`. Per vec4 of
+/// K, lavapipe unrolls the loop over 8 pixels but not the one over 4 taps around it: 6
+/// iterations, measured at the cap (5 left outputs short there).
+const IMPLICIT_COST: (u64, u64) = (16, 6);
+
+/// The forward as implicit-GEMM launches over every (sample, group): no scratch. Long
+/// reductions (many input channels × taps) are split along K into partial products that
+/// a reduction adds up; images too wide for one grid are taken in pixel ranges.
 fn implicit_forward(
     g: &Geometry,
     x: &Tensor,
@@ -133,62 +214,111 @@ fn implicit_forward(
     } else {
         (8 * wg_y, 64)
     };
-    let words: Vec<u32> = [
-        cog,
-        hwo,
-        k4,
-        cog * k4,
-        groups,
-        g.c_in,
-        g.h,
-        g.w,
-        g.wo,
-        g.p.stride.0,
-        g.p.stride.1,
-        g.p.padding.0,
-        g.p.padding.1,
-        g.p.dilation.0,
-        g.p.dilation.1,
-        g.kh,
-        g.kw,
-        g.cin_g(),
-        g.c_out,
-    ]
-    .iter()
-    .map(|&v| v as u32)
-    .collect();
-    let overrides = [
-        ("WG_Y", wg_y as f64),
-        ("SUBGROUPS_ALONG_PIXELS", f64::from(u8::from(along_pixels))),
-        ("HAS_BIAS", f64::from(u8::from(bias.is_some()))),
-    ];
-    // Without a bias any buffer fills the binding; the kernel never reads it.
-    let bias_buffer = bias.unwrap_or(x).buffer();
-    // (sample, group) pairs past the grid's z limit run in parts.
+    let overrides = |bias: bool| {
+        [
+            ("WG_Y", wg_y as f64),
+            ("SUBGROUPS_ALONG_PIXELS", f64::from(u8::from(along_pixels))),
+            ("HAS_BIAS", f64::from(u8::from(bias))),
+        ]
+    };
+    let device = x.device();
+    let budget = device.loop_budget();
+    let (fixed, per_k4) = IMPLICIT_COST;
+    let k4_slice = items_within(budget, fixed, per_k4).ok_or_else(|| {
+        Error::Internal(format!(
+            "conv2d: the loop budget {budget} fits no step of K"
+        ))
+    })?;
+    let slices = Segments::split(k4, k4_slice);
     let pairs = g.n * groups;
-    let max_z = x.device().limits().max_compute_workgroups_per_dimension as usize;
-    for z_base in (0..pairs).step_by(max_z) {
-        let grid = Grid::Xyz([
-            hwo.div_ceil(tile_cols) as u32,
-            cog.div_ceil(tile_rows) as u32,
-            (pairs - z_base).min(max_z) as u32,
-        ]);
-        let mut params = words.clone();
-        params.push(z_base as u32);
-        x.device().dispatch(
-            &IMPLICIT,
-            "main",
-            &overrides,
-            &[weights.buffer(), x.buffer(), y.buffer(), bias_buffer],
-            &params,
-            grid,
-        )?;
+    let max_z = device.limits().max_compute_workgroups_per_dimension as usize;
+    let ranges = Segments::split(hwo, 65_535 * tile_cols);
+    for range in (0..ranges.count).map(|i| ranges.range(i, hwo)) {
+        let pixels = range.len();
+        // Where the products go: y itself, or a partial product per K-slice.
+        let split = slices.count > 1;
+        let partial = if split {
+            Some(x.uninit_like(&[slices.count, pairs, cog, pixels])?)
+        } else {
+            None
+        };
+        let (target, c_offset, c_stride, c_row_stride) = match &partial {
+            Some(t) => (t, 0, cog * pixels, pixels),
+            None => (&y, range.start, cog * hwo, hwo),
+        };
+        let fused_bias = bias.filter(|_| !split);
+        // Without a bias any buffer fills the binding; the kernel never reads it.
+        let bias_buffer = fused_bias.unwrap_or(x).buffer();
+        let words: Vec<u32> = [
+            cog,
+            pixels,
+            range.start,
+            k4,
+            cog * k4,
+            groups,
+            g.c_in,
+            g.h,
+            g.w,
+            g.wo,
+            g.p.stride.0,
+            g.p.stride.1,
+            g.p.padding.0,
+            g.p.padding.1,
+            g.p.dilation.0,
+            g.p.dilation.1,
+            g.kh,
+            g.kw,
+            g.cin_g(),
+        ]
+        .iter()
+        .map(|&v| v as u32)
+        .collect();
+        // (slice, pair) layers past the grid's z limit run in parts.
+        let layers = pairs * slices.count;
+        for z_base in (0..layers).step_by(max_z) {
+            let grid = Grid::Xyz([
+                pixels.div_ceil(tile_cols) as u32,
+                cog.div_ceil(tile_rows) as u32,
+                (layers - z_base).min(max_z) as u32,
+            ]);
+            let mut params = words.clone();
+            params.extend(
+                [
+                    z_base,
+                    pairs,
+                    slices.len,
+                    c_offset,
+                    c_stride,
+                    c_row_stride,
+                    pairs * cog * pixels,
+                ]
+                .map(|v| v as u32),
+            );
+            device.dispatch(
+                &IMPLICIT,
+                "main",
+                &overrides(fused_bias.is_some()),
+                &[weights.buffer(), x.buffer(), target.buffer(), bias_buffer],
+                &params,
+                grid.trips(fixed + slices.len as u64 * per_k4),
+            )?;
+        }
+        if let Some(partial) = partial {
+            let sum = reduce_with(&partial, &[0], false, Reduction::Sum, None, 1.0)?;
+            let out = Output {
+                tensor: &y,
+                offset: range.start,
+                matrix_stride: cog * hwo,
+                row_stride: hwo,
+            };
+            place(&sum, &out, (cog, pixels), pairs, bias.map(|b| (b, groups)))?;
+        }
     }
     Ok(y)
 }
 
-/// Forward: `y[n, g] = W[g] · col[n, g]ᵀ`, one matmul per (sample, group), all in one launch.
-/// The bias (`[c_out]`), when given, is added in the product's epilogue.
+/// Forward: `y[n, g] = W[g] · col[n, g]ᵀ`, one matmul per (sample, group), all in one launch
+/// per chunk. The bias (`[c_out]`), when given, is added in the product's epilogue.
 pub(super) fn forward(
     g: &Geometry,
     x: &Tensor,
@@ -213,33 +343,39 @@ pub(super) fn forward(
     if use_implicit(g, x) {
         return implicit_forward(g, x, &weights, bias, y);
     }
-    for (n0, count) in chunks(g, groups * hwo * k4) {
-        let cols = if is_pointwise(g) {
+    let pointwise = is_pointwise(g);
+    for chunk in chunks(g, if pointwise { 0 } else { groups * k4 }) {
+        let matrices = chunk.matrices(g);
+        let cols = if pointwise {
             // The input's pixels are the columns already; they only need transposing.
             let hw = g.h * g.w;
             pack(
                 x,
                 MatrixView {
-                    offset: n0 * g.c_in * hw,
+                    offset: chunk.n0 * g.c_in * hw + chunk.pixels.start,
                     batch_stride: g.cin_g() * hw,
-                    batch_mod: count * groups,
-                    rows: hw,
+                    batch_mod: matrices,
+                    rows: chunk.len(),
                     k: kg,
                     row_stride: 1,
                     col_stride: hw,
                 },
             )?
         } else {
-            im2col(g, x, "pixel_major", (n0, count), hwo, k4)?
+            im2col(g, x, "pixel_major", &chunk, (chunk.len(), k4))?
         };
-        let out = (n0 * g.c_out * hwo, cog * hwo);
+        let out = Output {
+            tensor: &y,
+            offset: chunk.n0 * g.c_out * hwo + chunk.pixels.start,
+            matrix_stride: cog * hwo,
+            row_stride: hwo,
+        };
         gemm(
             &weights,
             &cols,
-            &y,
             out,
-            (cog, hwo, kg),
-            count * groups,
+            (cog, chunk.len(), kg),
+            matrices,
             bias.map(|b| (b, groups)),
             MatmulKernel::Auto,
         )?;
@@ -265,17 +401,16 @@ pub(super) fn input_grad(g: &Geometry, dy: &Tensor, w: &Tensor) -> Result<Tensor
         },
     )?;
     let pointwise = is_pointwise(g);
-    let scratch = if pointwise { 0 } else { groups * hwo * kg };
-    for (n0, count) in chunks(g, scratch) {
-        let matrices = count * groups;
+    for chunk in chunks(g, if pointwise { 0 } else { groups * kg }) {
+        let matrices = chunk.matrices(g);
         // dy per (sample, group) with rows = output pixels, k = output channel.
         let dy_t = pack(
             dy,
             MatrixView {
-                offset: n0 * g.c_out * hwo,
+                offset: chunk.n0 * g.c_out * hwo + chunk.pixels.start,
                 batch_stride: cog * hwo,
                 batch_mod: matrices,
-                rows: hwo,
+                rows: chunk.len(),
                 k: cog,
                 row_stride: 1,
                 col_stride: hwo,
@@ -283,87 +418,153 @@ pub(super) fn input_grad(g: &Geometry, dy: &Tensor, w: &Tensor) -> Result<Tensor
         )?;
         if pointwise {
             // dx[n, g] = W[g]ᵀ · dy[n, g]: rows = input channel, columns = pixels.
-            let out = (n0 * g.c_in * hwo, g.cin_g() * hwo);
+            let out = Output {
+                tensor: &dx,
+                offset: chunk.n0 * g.c_in * hwo + chunk.pixels.start,
+                matrix_stride: g.cin_g() * hwo,
+                row_stride: hwo,
+            };
             gemm(
                 &weights_t,
                 &dy_t,
-                &dx,
                 out,
-                (kg, hwo, cog),
+                (kg, chunk.len(), cog),
                 matrices,
                 None,
                 MatmulKernel::Auto,
             )?;
             continue;
         }
-        let dcol = dy.uninit_like(&[matrices * hwo, kg])?;
+        let dcol = dy.uninit_like(&[matrices * chunk.len(), kg])?;
+        let out = Output {
+            tensor: &dcol,
+            offset: 0,
+            matrix_stride: chunk.len() * kg,
+            row_stride: kg,
+        };
         gemm(
             &dy_t,
             &weights_t,
-            &dcol,
-            (0, hwo * kg),
-            (hwo, kg, cog),
+            out,
+            (chunk.len(), kg, cog),
             matrices,
             None,
             MatmulKernel::Auto,
         )?;
-        let total = count * g.c_in * g.h * g.w;
-        dy.device().dispatch(
-            &COL2IM,
-            "main",
-            &[],
-            &[dcol.buffer(), dx.buffer()],
-            &geometry_words(g, total, n0),
-            Grid::for_items(total as u64, WG),
-        )?;
+        col2im(g, &dcol, &dx, &chunk)?;
     }
     Ok(dx)
 }
 
-/// Weight gradient: `dW[g] = Σ_n dy[n, g] · colᵀ[n, g]`, the per-sample products summed.
+/// Gathers a chunk's `dcol` into `dx`. The chunk's first launch writes every input row of
+/// its samples; later ones (the rest of a large sample's pixels, or of a large kernel's
+/// taps) add to the rows their pixels read.
+fn col2im(g: &Geometry, dcol: &Tensor, dx: &Tensor, chunk: &Chunk) -> Result<()> {
+    // Input rows the chunk's output rows read; all of them for a sample's first chunk,
+    // so rows no output reads get their zeros.
+    let rows = if chunk.is_first() {
+        0..g.h
+    } else {
+        let (first, last) = (chunk.pixels.start / g.wo, (chunk.pixels.end - 1) / g.wo);
+        let top = (first * g.p.stride.0).saturating_sub(g.p.padding.0);
+        let bottom = last * g.p.stride.0 + g.p.dilation.0 * (g.kh - 1) + 1;
+        top.min(g.h)..bottom.saturating_sub(g.p.padding.0).min(g.h)
+    };
+    if rows.is_empty() {
+        return Ok(());
+    }
+    // Taps per launch: one invocation loops over ky, and over kx for each ky.
+    let budget = dx.device().loop_budget();
+    let kx_len = items_within(budget, FIXED + 4, 1).unwrap_or(1).min(g.kw);
+    let ky_len = items_within(budget, FIXED, 2 + kx_len as u64)
+        .unwrap_or(1)
+        .min(g.kh);
+    let (ky_parts, kx_parts) = (Segments::split(g.kh, ky_len), Segments::split(g.kw, kx_len));
+    let total = chunk.count * g.c_in * rows.len() * g.w;
+    let trips = FIXED + ky_parts.len as u64 * (2 + kx_parts.len as u64);
+    for (i, (ky, kx)) in (0..ky_parts.count)
+        .flat_map(|a| (0..kx_parts.count).map(move |b| (a, b)))
+        .enumerate()
+    {
+        let (ky, kx) = (ky_parts.range(ky, g.kh), kx_parts.range(kx, g.kw));
+        let mut params = geometry_words(g, total, chunk.n0);
+        params.extend(
+            [
+                chunk.pixels.start,
+                chunk.len(),
+                rows.start,
+                rows.len(),
+                ky.start,
+                ky.end,
+                kx.start,
+                kx.end,
+            ]
+            .map(|v| v as u32),
+        );
+        let accumulate = !(chunk.is_first() && i == 0);
+        dx.device().dispatch(
+            &COL2IM,
+            "main",
+            &[("ACCUMULATE", f64::from(u8::from(accumulate)))],
+            &[dcol.buffer(), dx.buffer()],
+            &params,
+            Grid::for_items(total as u64, WG).trips(trips),
+        )?;
+    }
+    Ok(())
+}
+
+/// Weight gradient: `dW[g] = Σ_n dy[n, g] · colᵀ[n, g]`, the per-sample (and per pixel
+/// range) products summed.
 pub(super) fn weight_grad(g: &Geometry, x: &Tensor, dy: &Tensor) -> Result<Tensor> {
     let (groups, cog, kg, hwo) = (g.p.groups, g.cout_g(), g.k_g(), g.ho * g.wo);
-    let hwo4 = hwo.div_ceil(4) * 4;
+    let pointwise = is_pointwise(g);
     let mut total: Option<Tensor> = None;
-    for (n0, count) in chunks(g, groups * kg * hwo4) {
-        let matrices = count * groups;
+    for chunk in chunks(g, if pointwise { 0 } else { groups * kg }) {
+        let matrices = chunk.matrices(g);
         // dy per (sample, group): rows = output channel, k = pixel.
         let dy_rows = pack(
             dy,
             MatrixView {
-                offset: n0 * g.c_out * hwo,
+                offset: chunk.n0 * g.c_out * hwo + chunk.pixels.start,
                 batch_stride: cog * hwo,
                 batch_mod: matrices,
                 rows: cog,
-                k: hwo,
+                k: chunk.len(),
                 row_stride: hwo,
                 col_stride: 1,
             },
         )?;
-        let cols = if is_pointwise(g) {
+        let cols = if pointwise {
             let hw = g.h * g.w;
             pack(
                 x,
                 MatrixView {
-                    offset: n0 * g.c_in * hw,
+                    offset: chunk.n0 * g.c_in * hw + chunk.pixels.start,
                     batch_stride: g.cin_g() * hw,
                     batch_mod: matrices,
                     rows: kg,
-                    k: hw,
+                    k: chunk.len(),
                     row_stride: hw,
                     col_stride: 1,
                 },
             )?
         } else {
-            im2col(g, x, "tap_major", (n0, count), kg, hwo4)?
+            let row_len = chunk.len().div_ceil(4) * 4;
+            im2col(g, x, "tap_major", &chunk, (kg, row_len))?
         };
-        let partial = x.uninit_like(&[count, g.c_out * kg])?;
+        let partial = x.uninit_like(&[chunk.count, g.c_out * kg])?;
+        let out = Output {
+            tensor: &partial,
+            offset: 0,
+            matrix_stride: cog * kg,
+            row_stride: kg,
+        };
         gemm(
             &dy_rows,
             &cols,
-            &partial,
-            (0, cog * kg),
-            (cog, kg, hwo),
+            out,
+            (cog, kg, chunk.len()),
             matrices,
             None,
             MatmulKernel::Auto,

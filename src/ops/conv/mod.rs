@@ -343,12 +343,15 @@ fn add_bias(y: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
 
 // The three primitives, each choosing its path: the direct kernels for depthwise, the
 // generic depthwise kernels where those do not apply, and the GEMM path for the rest.
+// The GEMM path takes every geometry at every size; the others only what their loops
+// fit in the device's loop budget (a kernel so large that one output column passes it).
 
 /// The forward with an optional bias `[c_out]` (fused into the GEMM path's epilogue).
 fn forward(g: &Geometry, x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-    if direct::supports(g) {
+    let budget = x.device().loop_budget();
+    if direct::supports(g, budget) {
         add_bias(direct::forward(g, x, w)?, bias)
-    } else if g.is_depthwise() {
+    } else if g.is_depthwise() && depthwise::fits_forward(g, budget) {
         add_bias(depthwise::forward(g, x, w)?, bias)
     } else {
         gemm::forward(g, x, w, bias)
@@ -356,9 +359,10 @@ fn forward(g: &Geometry, x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Resul
 }
 
 fn input_grad(g: &Geometry, dy: &Tensor, w: &Tensor) -> Result<Tensor> {
-    if direct::supports_input_grad(g) {
+    let budget = dy.device().loop_budget();
+    if direct::supports_input_grad(g, budget) {
         direct::input_grad(g, dy, w)
-    } else if g.is_depthwise() {
+    } else if g.is_depthwise() && depthwise::fits_input_grad(g, budget) {
         depthwise::input_grad(g, dy, w)
     } else if let Some(flipped) = flipped_geometry(g) {
         // At stride 1 the input gradient is itself a convolution of dy, so it takes the
@@ -414,13 +418,13 @@ fn flip_weight(g: &Geometry, w: &Tensor) -> Result<Tensor> {
             g.kh as u32,
             g.kw as u32,
         ],
-        crate::gpu::Grid::for_items(total as u64, 256),
+        crate::gpu::Grid::for_items(total as u64, 256).trips(0),
     )?;
     Ok(out)
 }
 
 fn weight_grad(g: &Geometry, x: &Tensor, dy: &Tensor) -> Result<Tensor> {
-    if direct::supports(g) {
+    if direct::supports_weight_grad(g, x.device().loop_budget()) {
         direct::weight_grad(g, x, dy)
     } else if g.is_depthwise() {
         depthwise::weight_grad(g, x, dy)
