@@ -4,6 +4,7 @@
 use liandan::Tensor;
 use liandan::autograd::Tape;
 use liandan::models::{MobileNetV2, MobileNetV2Config};
+use liandan::nn::Module;
 use liandan::nn::{Ctx, ParamStore};
 
 use crate::common::*;

@@ -33,6 +33,7 @@ pub mod optim;
 pub mod report;
 pub mod rng;
 pub mod tensor;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use gpu::{BackendChoice, Device, DeviceBuilder};

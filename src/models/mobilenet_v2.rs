@@ -5,7 +5,7 @@
 use crate::autograd::Var;
 use crate::error::{Result, arg_err};
 use crate::gpu::Device;
-use crate::nn::{Activation, ConvBnAct, Ctx, Dropout, Linear, ParamStore};
+use crate::nn::{Activation, ConvBnAct, Ctx, Dropout, Linear, Module, ParamStore};
 use crate::rng::Rng;
 
 /// The paper's Table 2: expansion t, output channels c, repeats n, first stride s.
@@ -236,9 +236,11 @@ impl MobileNetV2 {
     pub fn config(&self) -> &MobileNetV2Config {
         &self.config
     }
+}
 
+impl Module for MobileNetV2 {
     /// Logits `[N, num_classes]` for images `[N, 3, H, W]`.
-    pub fn forward(&self, ctx: &mut Ctx, x: &Var) -> Result<Var> {
+    fn forward(&self, ctx: &mut Ctx, x: &Var) -> Result<Var> {
         let mut y = self.stem.forward(ctx, x)?;
         for block in &self.blocks {
             y = block.forward(ctx, &y)?;

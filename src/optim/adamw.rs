@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::{Optimizer, WG, check_meta_keys, check_range, collect_updates};
+use super::{Optimizer, WG, check_meta_keys, check_range, check_state_tensor, collect_updates};
 use crate::error::{Error, Result, arg_err, shape_err};
 use crate::gpu::{Grid, Kernel, kernel};
 use crate::nn::ParamStore;
@@ -189,59 +189,6 @@ impl Optimizer for AdamW {
         state
     }
 
-    fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
-        let mut avg = HashMap::new();
-        let mut avg_sq = HashMap::new();
-        let mut unknown = Vec::new();
-        for (key, tensor) in state {
-            // "exp_avg_sq." also starts with "exp_avg" but not with "exp_avg.".
-            if let Some(name) = key.strip_prefix(EXP_AVG_SQ) {
-                avg_sq.insert(name, tensor);
-            } else if let Some(name) = key.strip_prefix(EXP_AVG) {
-                avg.insert(name, tensor);
-            } else {
-                unknown.push(key.as_str());
-            }
-        }
-        if !unknown.is_empty() {
-            unknown.sort_unstable();
-            return arg_err!(
-                "AdamW: unknown state tensors {unknown:?} (AdamW keeps \"{EXP_AVG}<parameter>\" \
-                 and \"{EXP_AVG_SQ}<parameter>\")"
-            );
-        }
-        let mut unpaired: Vec<&str> = avg
-            .keys()
-            .filter(|n| !avg_sq.contains_key(*n))
-            .chain(avg_sq.keys().filter(|n| !avg.contains_key(*n)))
-            .copied()
-            .collect();
-        if !unpaired.is_empty() {
-            unpaired.sort_unstable();
-            return arg_err!("AdamW: parameters {unpaired:?} lack one of their two moments");
-        }
-        let mut moments = HashMap::new();
-        for (name, m) in avg {
-            let v = avg_sq[name];
-            if m.shape() != v.shape() {
-                return shape_err!(
-                    "AdamW: moments of {name:?} have different shapes {:?} and {:?}",
-                    m.shape(),
-                    v.shape()
-                );
-            }
-            moments.insert(
-                name.to_string(),
-                Moments {
-                    exp_avg: m.clone(),
-                    exp_avg_sq: v.clone(),
-                },
-            );
-        }
-        self.moments = moments;
-        Ok(())
-    }
-
     fn state_meta(&self) -> Vec<(String, String)> {
         let mut meta = vec![("kind".to_string(), "adamw".to_string())];
         let mut steps: Vec<_> = self.steps.iter().collect();
@@ -254,20 +201,79 @@ impl Optimizer for AdamW {
         meta
     }
 
-    fn load_state_meta(&mut self, meta: &BTreeMap<String, String>) -> Result<()> {
+    fn load_state(
+        &mut self,
+        store: &ParamStore,
+        tensors: &HashMap<String, Tensor>,
+        meta: &BTreeMap<String, String>,
+    ) -> Result<()> {
         check_meta_keys("AdamW", "adamw", meta, |k| k.starts_with(STEP))?;
         let mut steps = HashMap::new();
         for (key, value) in meta {
             let Some(name) = key.strip_prefix(STEP) else {
                 continue;
             };
-            let t: u64 = value.parse().map_err(|_| {
+            let t: u64 = value.parse().ok().filter(|&t| t > 0).ok_or_else(|| {
                 Error::InvalidArgument(format!(
-                    "AdamW: step count {key:?} = {value:?} is not a whole number"
+                    "AdamW: step count {key:?} = {value:?} is not a positive whole number"
                 ))
             })?;
             steps.insert(name.to_string(), t);
         }
+        let mut avg = HashMap::new();
+        let mut avg_sq = HashMap::new();
+        let mut unknown = Vec::new();
+        for (key, tensor) in tensors {
+            // "exp_avg_sq." also starts with "exp_avg" but not with "exp_avg.".
+            let (name, into) = if let Some(name) = key.strip_prefix(EXP_AVG_SQ) {
+                (name, &mut avg_sq)
+            } else if let Some(name) = key.strip_prefix(EXP_AVG) {
+                (name, &mut avg)
+            } else {
+                unknown.push(key.as_str());
+                continue;
+            };
+            check_state_tensor("AdamW", store, key, name, tensor)?;
+            into.insert(name, tensor);
+        }
+        if !unknown.is_empty() {
+            unknown.sort_unstable();
+            return arg_err!(
+                "AdamW: unknown state tensors {unknown:?} (AdamW keeps \"{EXP_AVG}<parameter>\" \
+                 and \"{EXP_AVG_SQ}<parameter>\")"
+            );
+        }
+        // Every parameter with moments has both, and a step count; every step count has
+        // moments.
+        let mut unpaired: Vec<&str> = avg
+            .keys()
+            .filter(|n| !avg_sq.contains_key(*n) || !steps.contains_key(**n))
+            .chain(avg_sq.keys().filter(|n| !avg.contains_key(*n)))
+            .copied()
+            .chain(
+                steps
+                    .keys()
+                    .map(String::as_str)
+                    .filter(|n| !avg.contains_key(n)),
+            )
+            .collect();
+        if !unpaired.is_empty() {
+            unpaired.sort_unstable();
+            unpaired.dedup();
+            return arg_err!(
+                "AdamW: parameters {unpaired:?} lack one of their two moments or their step count"
+            );
+        }
+        self.moments = avg
+            .into_iter()
+            .map(|(name, m)| {
+                let moments = Moments {
+                    exp_avg: m.clone(),
+                    exp_avg_sq: avg_sq[name].clone(),
+                };
+                (name.to_string(), moments)
+            })
+            .collect();
         self.steps = steps;
         Ok(())
     }

@@ -42,17 +42,57 @@ pub trait Optimizer {
     /// checkpoint saves).
     fn state(&self) -> Vec<(String, Tensor)>;
 
-    /// Replaces the state with `state` (names as [`Optimizer::state`] gives them). An `Err`
-    /// for a name this optimizer does not keep; the state is then unchanged.
-    fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()>;
+    /// Sets aside, before the first step, the storage the state will need, so a steady
+    /// training loop allocates nothing after its first step. Results do not change.
+    fn reserve(&mut self, store: &ParamStore) -> Result<()> {
+        let _ = store;
+        Ok(())
+    }
 
     /// The state that is not tensors, as text: the optimizer's kind (`kind`) and, for
     /// AdamW, each parameter's step count (`step.<parameter name>`).
     fn state_meta(&self) -> Vec<(String, String)>;
 
-    /// Restores what [`Optimizer::state_meta`] gave. An `Err` for another optimizer's
-    /// kind, an unknown key or a value that does not parse; the state is then unchanged.
-    fn load_state_meta(&mut self, meta: &BTreeMap<String, String>) -> Result<()>;
+    /// Replaces the whole state with what [`Optimizer::state`] and
+    /// [`Optimizer::state_meta`] gave, for the parameters of `store`. Everything is
+    /// checked first, and on any `Err` the state is unchanged: a name this optimizer does
+    /// not keep, state for a parameter `store` does not have (or for a buffer), a tensor
+    /// whose shape is not its parameter's, another optimizer's kind, a value that does not
+    /// parse, or tensors and text that disagree.
+    fn load_state(
+        &mut self,
+        store: &ParamStore,
+        tensors: &HashMap<String, Tensor>,
+        meta: &BTreeMap<String, String>,
+    ) -> Result<()>;
+}
+
+/// An `Err` unless `tensor`, state `key` of parameter `name`, fits a parameter of `store`:
+/// one that exists, is trained, and has the tensor's shape.
+pub(crate) fn check_state_tensor(
+    who: &str,
+    store: &ParamStore,
+    key: &str,
+    name: &str,
+    tensor: &Tensor,
+) -> Result<()> {
+    match store.kind(name) {
+        Ok(ParamKind::Parameter) => {}
+        Ok(ParamKind::Buffer) => {
+            return arg_err!("{who}: state {key:?} belongs to {name:?}, a buffer, not a parameter");
+        }
+        Err(_) => {
+            return arg_err!("{who}: state {key:?} is for {name:?}, which the model does not have");
+        }
+    }
+    let want = store.get(name)?.shape();
+    if tensor.shape() != want {
+        return shape_err!(
+            "{who}: state {key:?} has shape {:?}, its parameter {name:?} has shape {want:?}",
+            tensor.shape()
+        );
+    }
+    Ok(())
 }
 
 /// One parameter to update: its name, value and gradient (cheap clones of the store's).

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::{Optimizer, WG, check_meta_keys, check_range, collect_updates};
+use super::{Optimizer, WG, check_meta_keys, check_range, check_state_tensor, collect_updates};
 use crate::error::{Result, arg_err, shape_err};
 use crate::gpu::{Grid, Kernel, kernel};
 use crate::nn::ParamStore;
@@ -77,11 +77,17 @@ impl Sgd {
         })
     }
 
+    /// The hyperparameters.
+    pub fn config(&self) -> &SgdConfig {
+        &self.config
+    }
+}
+
+impl Optimizer for Sgd {
     /// Sets aside the momentum buffers' storage for every parameter of `store` that has
-    /// none yet, before the first step. Results do not change; what changes is that the
-    /// first training step already holds all the memory later steps hold (the buffers
-    /// exist during backward), so a steady loop allocates nothing after its first step.
-    pub fn reserve(&mut self, store: &ParamStore) -> Result<()> {
+    /// none yet: the first training step then already holds all the memory later steps
+    /// hold (the buffers exist during backward).
+    fn reserve(&mut self, store: &ParamStore) -> Result<()> {
         if self.config.momentum == 0.0 {
             return Ok(());
         }
@@ -94,13 +100,6 @@ impl Sgd {
         Ok(())
     }
 
-    /// The hyperparameters.
-    pub fn config(&self) -> &SgdConfig {
-        &self.config
-    }
-}
-
-impl Optimizer for Sgd {
     fn step(
         &mut self,
         store: &mut ParamStore,
@@ -186,12 +185,25 @@ impl Optimizer for Sgd {
         state
     }
 
-    fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
+    fn state_meta(&self) -> Vec<(String, String)> {
+        vec![("kind".to_string(), "sgd".to_string())]
+    }
+
+    fn load_state(
+        &mut self,
+        store: &ParamStore,
+        tensors: &HashMap<String, Tensor>,
+        meta: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        // Whether a parameter has had its first step is the presence of its buffer; the
+        // text holds only the kind.
+        check_meta_keys("SGD", "sgd", meta, |_| false)?;
         let mut buffers = HashMap::new();
         let mut unknown = Vec::new();
-        for (key, tensor) in state {
+        for (key, tensor) in tensors {
             match key.strip_prefix(BUFFER_PREFIX) {
                 Some(name) if !name.is_empty() => {
+                    check_state_tensor("SGD", store, key, name, tensor)?;
                     buffers.insert(name.to_string(), tensor.clone());
                 }
                 _ => unknown.push(key.as_str()),
@@ -210,15 +222,5 @@ impl Optimizer for Sgd {
         self.buffers = buffers;
         self.reserved.clear();
         Ok(())
-    }
-
-    fn state_meta(&self) -> Vec<(String, String)> {
-        vec![("kind".to_string(), "sgd".to_string())]
-    }
-
-    fn load_state_meta(&mut self, meta: &BTreeMap<String, String>) -> Result<()> {
-        // Whether a parameter has had its first step is the presence of its buffer, which
-        // `load_state` restores; only the kind is checked here.
-        check_meta_keys("SGD", "sgd", meta, |_| false)
     }
 }

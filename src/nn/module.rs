@@ -1,0 +1,13 @@
+//! The one interface every layer and model offers: a forward pass on the tape.
+
+use crate::autograd::Var;
+use crate::error::Result;
+use crate::nn::Ctx;
+
+/// Something with a forward pass: a layer, a block, a whole model. Its tensors live in
+/// the [`crate::nn::ParamStore`] the context carries, so a module itself is only the
+/// structure (names and hyperparameters) and can be shared freely.
+pub trait Module {
+    /// The output for input `x`, recorded on `ctx.tape` (for a model: the logits).
+    fn forward(&self, ctx: &mut Ctx, x: &Var) -> Result<Var>;
+}

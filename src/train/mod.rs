@@ -1,0 +1,278 @@
+//! Training an image classifier: steps, evaluation, checkpoints, and resumption that
+//! continues exactly where a run stopped.
+//!
+//! A [`Trainer`] owns the model, its [`ParamStore`] and the optimizer, and counts epochs
+//! and steps. Everything random in a step is a function of the seed and the step number
+//! (the data order and augmentation of [`Loader::epoch`], the dropout masks here), so a
+//! run resumed from a checkpoint takes exactly the steps the uninterrupted run took: its
+//! parameters come out bit for bit the same.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::autograd::Tape;
+use crate::data::loader::{Batch, Loader};
+use crate::error::{Error, Result, arg_err};
+use crate::gpu::Device;
+use crate::io::checkpoint::{apply_checkpoint, load_checkpoint, save_checkpoint};
+use crate::nn::{Ctx, Module, ParamStore};
+use crate::optim::{Optimizer, Schedule};
+use crate::tensor::Tensor;
+
+/// What a training run is, besides its model and optimizer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainConfig {
+    /// The base learning rate.
+    pub lr: f32,
+    /// The learning-rate schedule's name (see [`Schedule::parse`]).
+    pub schedule: String,
+    /// Steps the schedule spans: the whole run's, even when it stops early to be resumed
+    /// (a cosine over fewer steps would take other learning rates).
+    pub schedule_steps: usize,
+    /// Label smoothing of the cross-entropy loss (0 for none).
+    pub label_smoothing: f32,
+    /// Seeds the dropout masks, together with the step number.
+    pub seed: u64,
+}
+
+/// Loss and accuracy summed over the batches of a pass.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Tally {
+    loss_sum: f64,
+    correct: usize,
+    seen: usize,
+}
+
+impl Tally {
+    /// Adds a batch: its mean `loss` and `logits` `[N, classes]`, both read back.
+    fn add(&mut self, loss: &Tensor, logits: &Tensor, labels: &[usize]) -> Result<()> {
+        let n = labels.len();
+        self.loss_sum += loss.to_scalar()? as f64 * n as f64;
+        let values = logits.to_vec()?;
+        let classes = values.len() / n.max(1);
+        for (row, &label) in values.chunks(classes).zip(labels) {
+            let best = row
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map(|(i, _)| i);
+            self.correct += usize::from(best == Some(label));
+        }
+        self.seen += n;
+        Ok(())
+    }
+
+    /// The mean loss per image.
+    pub fn mean_loss(&self) -> f64 {
+        self.loss_sum / self.seen.max(1) as f64
+    }
+
+    /// The share of images whose highest logit is their label.
+    pub fn accuracy(&self) -> f64 {
+        self.correct as f64 / self.seen.max(1) as f64
+    }
+
+    /// Images counted.
+    pub fn seen(&self) -> usize {
+        self.seen
+    }
+}
+
+/// What the trainer tells its caller after each training step.
+#[derive(Clone, Copy, Debug)]
+pub struct StepReport<'a> {
+    /// Steps taken in the whole run, this one included.
+    pub step: usize,
+    /// Batches done in this epoch, this one included.
+    pub batch: usize,
+    /// The learning rate this step used.
+    pub lr: f32,
+    /// The epoch's figures so far.
+    pub tally: &'a Tally,
+}
+
+/// A model in training: parameters, optimizer, schedule, and how far it has come.
+pub struct Trainer {
+    model: Box<dyn Module>,
+    store: ParamStore,
+    optimizer: Box<dyn Optimizer>,
+    schedule: Schedule,
+    config: TrainConfig,
+    epoch: usize,
+    step: usize,
+}
+
+impl Trainer {
+    /// A trainer at epoch 0, step 0. An `Err` for an unknown schedule or non-finite
+    /// settings.
+    pub fn new(
+        model: Box<dyn Module>,
+        store: ParamStore,
+        mut optimizer: Box<dyn Optimizer>,
+        config: TrainConfig,
+    ) -> Result<Trainer> {
+        let schedule = Schedule::parse(&config.schedule, config.schedule_steps)?;
+        if !config.lr.is_finite() || config.lr < 0.0 {
+            return arg_err!(
+                "trainer: learning rate {} must be finite and >= 0",
+                config.lr
+            );
+        }
+        // The optimizer's state exists from the first step on, so later steps allocate
+        // nothing.
+        optimizer.reserve(&store)?;
+        Ok(Trainer {
+            model,
+            store,
+            optimizer,
+            schedule,
+            config,
+            epoch: 0,
+            step: 0,
+        })
+    }
+
+    /// Epochs completed.
+    pub fn epoch(&self) -> usize {
+        self.epoch
+    }
+
+    /// Optimizer steps taken.
+    pub fn step(&self) -> usize {
+        self.step
+    }
+
+    /// The model's tensors.
+    pub fn store(&self) -> &ParamStore {
+        &self.store
+    }
+
+    /// The run's settings.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// The learning rate of step `step`.
+    pub fn lr_at(&self, step: usize) -> f32 {
+        self.schedule.lr(self.config.lr, step)
+    }
+
+    /// Trains one epoch (the next one) on `loader`, calling `on_step` after each step.
+    /// Stops with an `Err` at the first step whose loss is not finite (the run has
+    /// diverged; the last checkpoint is the place to go back to).
+    pub fn train_epoch(
+        &mut self,
+        loader: &Loader,
+        mut on_step: impl FnMut(&StepReport),
+    ) -> Result<Tally> {
+        let mut tally = Tally::default();
+        for (i, batch) in loader.epoch(self.epoch).enumerate() {
+            let lr = self.lr_at(self.step);
+            let (loss, logits) = self.train_step(&batch, lr)?;
+            tally.add(&loss, &logits, &batch.labels)?;
+            let loss = tally.mean_loss();
+            self.step += 1;
+            if !loss.is_finite() {
+                return Err(Error::InvalidArgument(format!(
+                    "training diverged at step {}: the loss is {loss}; lower the learning rate \
+                     (it was {lr}) and resume from the last checkpoint",
+                    self.step
+                )));
+            }
+            on_step(&StepReport {
+                step: self.step,
+                batch: i + 1,
+                lr,
+                tally: &tally,
+            });
+        }
+        self.epoch += 1;
+        Ok(tally)
+    }
+
+    /// The device the model's tensors live on.
+    fn device(&self) -> Result<Device> {
+        match self.store.iter_all().next() {
+            Some((_, t, _)) => Ok(t.device().clone()),
+            None => arg_err!("trainer: the model has no tensors"),
+        }
+    }
+
+    /// One optimization step; returns the loss and logits (still on the device).
+    fn train_step(&mut self, batch: &Batch, lr: f32) -> Result<(Tensor, Tensor)> {
+        let device = self.device()?;
+        let tape = Tape::new();
+        let x = tape.input(Tensor::from_slice(&device, &batch.images, &batch.shape())?);
+        let seed = self.config.seed ^ (self.step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut ctx = Ctx::new(&tape, &mut self.store, true, seed);
+        let logits = self.model.forward(&mut ctx, &x)?;
+        let loss = tape.cross_entropy(&logits, &batch.labels, self.config.label_smoothing)?;
+        let grads = tape.backward(&loss)?.by_name()?;
+        self.optimizer.step(&mut self.store, &grads, lr)?;
+        Ok((loss.value().clone(), logits.value().clone()))
+    }
+
+    /// Loss and accuracy on `loader` in evaluation mode (batch norm's running statistics,
+    /// no dropout), calling `on_batch` after each batch.
+    pub fn evaluate(&mut self, loader: &Loader, mut on_batch: impl FnMut(&Tally)) -> Result<Tally> {
+        let mut tally = Tally::default();
+        let device = self.device()?;
+        for batch in loader.epoch(0) {
+            let tape = Tape::no_grad();
+            let x = tape.input(Tensor::from_slice(&device, &batch.images, &batch.shape())?);
+            let mut ctx = Ctx::new(&tape, &mut self.store, false, 0);
+            let logits = self.model.forward(&mut ctx, &x)?;
+            let loss = tape.cross_entropy(&logits, &batch.labels, self.config.label_smoothing)?;
+            tally.add(loss.value(), logits.value(), &batch.labels)?;
+            on_batch(&tally);
+        }
+        Ok(tally)
+    }
+
+    /// Saves a checkpoint at `path` (atomically): parameters, buffers, optimizer state,
+    /// where the run is (`epoch`, `step`) and its settings, plus the caller's `meta`.
+    pub fn save(&self, path: &Path, meta: &BTreeMap<String, String>) -> Result<()> {
+        let mut all = meta.clone();
+        let c = &self.config;
+        for (key, value) in [
+            ("epoch", self.epoch.to_string()),
+            ("step", self.step.to_string()),
+            ("lr", c.lr.to_string()),
+            ("schedule", c.schedule.clone()),
+            ("schedule_steps", c.schedule_steps.to_string()),
+            ("label_smoothing", c.label_smoothing.to_string()),
+            ("seed", c.seed.to_string()),
+        ] {
+            all.insert(key.to_string(), value);
+        }
+        save_checkpoint(path, &self.store, Some(&*self.optimizer), &all)
+    }
+
+    /// Continues from the checkpoint at `path`: parameters, buffers, optimizer state, and
+    /// the epoch and step it was saved at. Returns the checkpoint's entries (the run's
+    /// settings then, for the caller to compare with now's). On any `Err` the trainer is
+    /// unchanged.
+    pub fn resume(&mut self, path: &Path) -> Result<BTreeMap<String, String>> {
+        let ckpt = load_checkpoint(path)?;
+        let number = |key: &str| -> Result<usize> {
+            let value = ckpt.meta.get(key).ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "checkpoint {}: no {key:?} entry, so it is not a training checkpoint",
+                    path.display()
+                ))
+            })?;
+            value.parse().map_err(|_| {
+                Error::InvalidArgument(format!(
+                    "checkpoint {}: {key:?} = {value:?} is not a whole number",
+                    path.display()
+                ))
+            })
+        };
+        let (epoch, step) = (number("epoch")?, number("step")?);
+        let device = self.device()?;
+        apply_checkpoint(&ckpt, &mut self.store, &device, Some(&mut *self.optimizer))?;
+        self.epoch = epoch;
+        self.step = step;
+        Ok(ckpt.meta)
+    }
+}
