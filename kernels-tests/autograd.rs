@@ -276,6 +276,37 @@ fn no_grad_records_nothing_and_backward_needs_a_recorded_scalar() {
     }
 }
 
+#[test]
+fn a_value_from_another_tape_is_refused() {
+    // Tapes number their values; a value from tape A on tape B would otherwise name one of
+    // B's nodes, and its gradient would go to the wrong one.
+    let (a, b) = (Tape::new(), Tape::new());
+    let xa = a.input(Tensor::ones(device(), &[2, 3]).unwrap());
+    let xb = b.input(Tensor::ones(device(), &[2, 3]).unwrap());
+    for result in [b.relu(&xa), b.add(&xb, &xa), b.reshape(&xa, &[6])] {
+        match result {
+            Err(Error::InvalidArgument(msg)) => assert!(msg.contains("another tape"), "{msg}"),
+            other => panic!("expected an error, got {:?}", other.map(|_| ())),
+        }
+    }
+    // Also on a no_grad tape, and for the loss handed to backward.
+    assert!(Tape::no_grad().relu(&xa).is_err());
+    let loss = a.reshape(&a.relu(&xa).unwrap(), &[6]).unwrap();
+    let loss = a
+        .linear(
+            &loss,
+            &a.input(Tensor::ones(device(), &[1, 6]).unwrap()),
+            None,
+        )
+        .unwrap();
+    let loss = a.reshape(&loss, &[1]).unwrap();
+    assert!(b.backward(&loss).is_err());
+    // Gradients of one tape know nothing of another's values.
+    let grads = a.backward(&loss).unwrap();
+    assert!(grads.get(&xa).is_some());
+    assert!(grads.get(&xb).is_none());
+}
+
 /// A second graph for the remaining recorded ops: transposed conv → squeeze-excitation
 /// (1×1 convs, ReLU, hard-sigmoid gate, per-channel mul) → hard-swish → SiLU → pool →
 /// linear → cross-entropy, against finite differences of an f64 CPU forward.

@@ -10,33 +10,33 @@ use crate::common::*;
 
 /// A convolution's sizes in the conv2d sense (weight [c_out, c_in/groups, kh, kw]).
 #[derive(Clone, Copy, Debug)]
-struct Geo {
-    n: usize,
-    c_in: usize,
-    h: usize,
-    w: usize,
-    c_out: usize,
-    ho: usize,
-    wo: usize,
-    kh: usize,
-    kw: usize,
-    s: (usize, usize),
-    p: (usize, usize),
-    d: (usize, usize),
-    g: usize,
+pub(crate) struct Geo {
+    pub(crate) n: usize,
+    pub(crate) c_in: usize,
+    pub(crate) h: usize,
+    pub(crate) w: usize,
+    pub(crate) c_out: usize,
+    pub(crate) ho: usize,
+    pub(crate) wo: usize,
+    pub(crate) kh: usize,
+    pub(crate) kw: usize,
+    pub(crate) s: (usize, usize),
+    pub(crate) p: (usize, usize),
+    pub(crate) d: (usize, usize),
+    pub(crate) g: usize,
 }
 
 impl Geo {
-    fn input(&self) -> [usize; 4] {
+    pub(crate) fn input(&self) -> [usize; 4] {
         [self.n, self.c_in, self.h, self.w]
     }
-    fn output(&self) -> [usize; 4] {
+    pub(crate) fn output(&self) -> [usize; 4] {
         [self.n, self.c_out, self.ho, self.wo]
     }
-    fn weight(&self) -> [usize; 4] {
+    pub(crate) fn weight(&self) -> [usize; 4] {
         [self.c_out, self.c_in / self.g, self.kh, self.kw]
     }
-    fn params(&self) -> Conv2dParams {
+    pub(crate) fn params(&self) -> Conv2dParams {
         Conv2dParams {
             stride: self.s,
             padding: self.p,
@@ -110,24 +110,24 @@ impl Geo {
         (sum, mag)
     }
 
-    fn forward(&self, x: &[f64], wt: &[f64]) -> Vec<f64> {
+    pub(crate) fn forward(&self, x: &[f64], wt: &[f64]) -> Vec<f64> {
         let mut y = vec![0.0; self.output().iter().product()];
         self.for_each_mac(|o, i, t| y[o] += x[i] * wt[t]);
         y
     }
-    fn input_grad(&self, dy: &[f64], wt: &[f64]) -> Vec<f64> {
+    pub(crate) fn input_grad(&self, dy: &[f64], wt: &[f64]) -> Vec<f64> {
         let mut dx = vec![0.0; self.input().iter().product()];
         self.for_each_mac(|o, i, t| dx[i] += dy[o] * wt[t]);
         dx
     }
-    fn weight_grad(&self, x: &[f64], dy: &[f64]) -> Vec<f64> {
+    pub(crate) fn weight_grad(&self, x: &[f64], dy: &[f64]) -> Vec<f64> {
         let mut dw = vec![0.0; self.weight().iter().product()];
         self.for_each_mac(|o, i, t| dw[t] += dy[o] * x[i]);
         dw
     }
 }
 
-fn abs(v: &[f64]) -> Vec<f64> {
+pub(crate) fn abs(v: &[f64]) -> Vec<f64> {
     v.iter().map(|x| x.abs()).collect()
 }
 
@@ -227,7 +227,7 @@ fn random_geo(rng: &mut Rng, form: Form) -> (Geo, (usize, usize)) {
     }
 }
 
-fn to_tensor(v: &[f64], shape: &[usize]) -> Tensor {
+pub(crate) fn to_tensor(v: &[f64], shape: &[usize]) -> Tensor {
     let f: Vec<f32> = v.iter().map(|&x| x as f32).collect();
     Tensor::from_slice(device(), &f, shape).unwrap()
 }
@@ -597,6 +597,27 @@ fn bad_arguments_are_errors_naming_the_values() {
                 &ConvTranspose2dParams::default(),
             ),
             "[3, 2, 3, 3]",
+        ),
+        // Each op names its own parameters and weight layout.
+        (
+            conv_transpose2d(
+                &t(&[1, 4, 5, 5]),
+                &t(&[4, 2, 3, 3]),
+                None,
+                &ConvTranspose2dParams {
+                    stride: (0, 1),
+                    ..Default::default()
+                },
+            ),
+            "ConvTranspose2dParams { stride: (0, 1)",
+        ),
+        (
+            conv2d(&t(&[1, 3, 8, 8]), &t(&[3, 3, 3]), None, &p),
+            "[C_out, C_in/groups, kH, kW]",
+        ),
+        (
+            conv_transpose2d(&t(&[1, 4, 5, 5]), &t(&[4, 2, 3]), None, &Default::default()),
+            "[C_in, C_out/groups, kH, kW]",
         ),
     ];
     for (i, (result, needle)) in cases.into_iter().enumerate() {

@@ -19,7 +19,7 @@ enum Windows {
 
 /// One pooling problem: input shape, windows, and output spatial size.
 #[derive(Clone, Copy, Debug)]
-struct Problem {
+pub(crate) struct Problem {
     shape: [usize; 4],
     windows: Windows,
     out: (usize, usize),
@@ -34,7 +34,7 @@ impl Problem {
         if axis == 0 { self.out.0 } else { self.out.1 }
     }
 
-    fn out_shape(&self) -> [usize; 4] {
+    pub(crate) fn out_shape(&self) -> [usize; 4] {
         [self.shape[0], self.shape[1], self.out.0, self.out.1]
     }
 
@@ -68,14 +68,30 @@ impl Problem {
         }
     }
 
-    /// The in-bounds taps of output `o` along `axis`.
+    /// The in-bounds taps of output `o` along `axis` (found without listing a huge
+    /// window's taps in the padding one by one).
     fn inside(&self, axis: usize, o: usize) -> Vec<usize> {
         let size = self.in_hw(axis) as i64;
-        self.taps(axis, o)
-            .into_iter()
-            .filter(|&t| t >= 0 && t < size)
-            .map(|t| t as usize)
-            .collect()
+        match self.windows {
+            Windows::Fixed(w) => {
+                let pick = |p: (usize, usize)| (if axis == 0 { p.0 } else { p.1 }) as i64;
+                let (k, s, p, d) = (
+                    pick(w.kernel),
+                    pick(w.stride),
+                    pick(w.padding),
+                    pick(w.dilation),
+                );
+                let start = o as i64 * s - p;
+                // Taps start + j·d for j in 0..k, kept where 0 <= tap < size.
+                let first = if start < 0 { (-start + d - 1) / d } else { 0 };
+                (first..k)
+                    .map(|j| start + j * d)
+                    .take_while(|&t| t < size)
+                    .map(|t| t as usize)
+                    .collect()
+            }
+            Windows::Adaptive => self.taps(axis, o).into_iter().map(|t| t as usize).collect(),
+        }
     }
 
     /// One axis's factor of the average's divisor (PyTorch: a fixed window's end is
@@ -83,10 +99,11 @@ impl Problem {
     fn divisor_part(&self, axis: usize, o: usize, include_pad: bool) -> f64 {
         match self.windows {
             Windows::Fixed(w) if include_pad => {
-                let pad = (if axis == 0 { w.padding.0 } else { w.padding.1 }) as i64;
-                let taps = self.taps(axis, o);
-                let start = taps[0];
-                let end = (taps[taps.len() - 1] + 1).min(self.in_hw(axis) as i64 + pad);
+                let pick = |p: (usize, usize)| (if axis == 0 { p.0 } else { p.1 }) as i64;
+                let (k, s, pad) = (pick(w.kernel), pick(w.stride), pick(w.padding));
+                // Dilation is 1 here: the window is start..start + k.
+                let start = o as i64 * s - pad;
+                let end = (start + k).min(self.in_hw(axis) as i64 + pad);
                 (end - start) as f64
             }
             _ => self.inside(axis, o).len() as f64,
@@ -126,7 +143,7 @@ fn output_size(size: usize, k: usize, s: usize, p: usize, d: usize, ceil: bool) 
 
 /// The problem a fixed window makes of `shape`, or None when PyTorch's rules leave no
 /// output. `Some` problems may still have windows entirely in the padding.
-fn fixed_problem(shape: [usize; 4], w: Pool2d) -> Option<Problem> {
+pub(crate) fn fixed_problem(shape: [usize; 4], w: Pool2d) -> Option<Problem> {
     let oh = output_size(
         shape[2],
         w.kernel.0,
@@ -150,7 +167,7 @@ fn fixed_problem(shape: [usize; 4], w: Pool2d) -> Option<Problem> {
     })
 }
 
-fn adaptive_problem(shape: [usize; 4], out: (usize, usize)) -> Problem {
+pub(crate) fn adaptive_problem(shape: [usize; 4], out: (usize, usize)) -> Problem {
     Problem {
         shape,
         windows: Windows::Adaptive,
@@ -159,13 +176,13 @@ fn adaptive_problem(shape: [usize; 4], out: (usize, usize)) -> Problem {
 }
 
 /// Whether some output window holds no input element (then the op must refuse).
-fn has_empty_window(pb: &Problem) -> bool {
+pub(crate) fn has_empty_window(pb: &Problem) -> bool {
     (0..2).any(|axis| (0..pb.out_hw(axis)).any(|o| pb.inside(axis, o).is_empty()))
 }
 
 /// Reference max pooling: maxima and argmax indices (h * W + w within the plane). The
 /// first maximum in window order wins.
-fn ref_max(pb: &Problem, xs: &[f64]) -> (Vec<f64>, Vec<u32>) {
+pub(crate) fn ref_max(pb: &Problem, xs: &[f64]) -> (Vec<f64>, Vec<u32>) {
     let n = pb.out_shape().iter().product();
     let mut best = vec![f64::NEG_INFINITY; n];
     let mut at: Vec<Option<usize>> = vec![None; n];
@@ -180,7 +197,7 @@ fn ref_max(pb: &Problem, xs: &[f64]) -> (Vec<f64>, Vec<u32>) {
 }
 
 /// Reference gradient of max pooling: each output's gradient to its argmax.
-fn ref_max_backward(pb: &Problem, indices: &[u32], grad: &[f64]) -> Vec<f64> {
+pub(crate) fn ref_max_backward(pb: &Problem, indices: &[u32], grad: &[f64]) -> Vec<f64> {
     let plane_len = pb.shape[2] * pb.shape[3];
     let out_len = pb.out.0 * pb.out.1;
     let mut gx = vec![0.0; pb.shape.iter().product()];
@@ -204,7 +221,7 @@ fn ref_divisors(pb: &Problem, include_pad: bool) -> Vec<f64> {
 }
 
 /// Reference average pooling (fixed or adaptive windows).
-fn ref_avg(pb: &Problem, xs: &[f64], include_pad: bool) -> Vec<f64> {
+pub(crate) fn ref_avg(pb: &Problem, xs: &[f64], include_pad: bool) -> Vec<f64> {
     let mut sum = vec![0.0; pb.out_shape().iter().product()];
     pb.for_each_tap(|_, o, i| sum[o] += xs[i]);
     let div = ref_divisors(pb, include_pad);
@@ -212,7 +229,7 @@ fn ref_avg(pb: &Problem, xs: &[f64], include_pad: bool) -> Vec<f64> {
 }
 
 /// Reference gradient of average pooling: each output's gradient / divisor to its taps.
-fn ref_avg_backward(pb: &Problem, grad: &[f64], include_pad: bool) -> Vec<f64> {
+pub(crate) fn ref_avg_backward(pb: &Problem, grad: &[f64], include_pad: bool) -> Vec<f64> {
     let div = ref_divisors(pb, include_pad);
     let mut gx = vec![0.0; pb.shape.iter().product()];
     pb.for_each_tap(|_, o, i| gx[i] += grad[o] / div[o]);
@@ -221,7 +238,7 @@ fn ref_avg_backward(pb: &Problem, grad: &[f64], include_pad: bool) -> Vec<f64> {
 
 /// Input values that are all different (so argmaxes are stable under small changes),
 /// multiples of 1/4 in shuffled order, half of them negative.
-fn distinct_values(rng: &mut Rng, n: usize) -> Vec<f64> {
+pub(crate) fn distinct_values(rng: &mut Rng, n: usize) -> Vec<f64> {
     let mut v: Vec<f64> = (0..n).map(|i| (i as f64 - n as f64 / 2.0) * 0.25).collect();
     for i in (1..n).rev() {
         v.swap(i, rng.below(i as u64 + 1) as usize);
@@ -229,7 +246,7 @@ fn distinct_values(rng: &mut Rng, n: usize) -> Vec<f64> {
     v
 }
 
-fn upload(values: &[f64], shape: &[usize]) -> Tensor {
+pub(crate) fn upload(values: &[f64], shape: &[usize]) -> Tensor {
     let v: Vec<f32> = values.iter().map(|&x| x as f32).collect();
     Tensor::from_slice(device(), &v, shape).unwrap()
 }

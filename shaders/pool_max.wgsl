@@ -31,24 +31,21 @@ fn max_forward(
     }
     let o = i / p.segments;
     let at = split(o, p.out_h, p.out_w);
-    let th = taps_h(i32(at.y));
-    let tw = taps_w(i32(at.z));
+    // Only the taps inside the input are walked (padding never wins).
+    let th = inside(taps_h(i32(at.y)), p.in_h);
+    let tw = inside(taps_w(i32(at.z)), p.in_w);
     let piece = piece(i, u32(th.count * tw.count));
     let plane = at.x * u32(p.in_h * p.in_w);
-    var j = i32(piece.first) / tw.count;
-    var l = i32(piece.first) % tw.count;
+    var j = i32(piece.first) / max(tw.count, 1);
+    var l = i32(piece.first) % max(tw.count, 1);
     var best = bitcast<f32>(0xff800000u); // -inf
     var best_at = NONE;
     for (var t = piece.first; t < piece.end; t++) {
-        let h = th.first + j * th.step;
-        let w = tw.first + l * tw.step;
-        if h >= 0 && h < p.in_h && w >= 0 && w < p.in_w {
-            let at_hw = u32(h * p.in_w + w);
-            let v = src[plane + at_hw];
-            if better(v, best, best_at) {
-                best = v;
-                best_at = at_hw;
-            }
+        let at_hw = u32((th.first + j * th.step) * p.in_w + tw.first + l * tw.step);
+        let v = src[plane + at_hw];
+        if better(v, best, best_at) {
+            best = v;
+            best_at = at_hw;
         }
         l++;
         if l == tw.count {

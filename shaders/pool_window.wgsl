@@ -51,6 +51,14 @@ fn taps(o: i32, size: i32, out: i32, k: i32, s: i32, pad: i32, d: i32) -> Taps {
     return Taps(o * s - pad, k, d);
 }
 
+// The taps of `t` that fall inside 0..size: a sub-range, as the taps are evenly spaced.
+fn inside(t: Taps, size: i32) -> Taps {
+    // First j with first + j·step >= 0, and one past the last with it < size.
+    let lo = select(0, (-t.first + t.step - 1) / t.step, t.first < 0);
+    let hi = min(t.count, select(0, (size - 1 - t.first) / t.step + 1, t.first < size));
+    return Taps(t.first + lo * t.step, max(hi - lo, 0), t.step);
+}
+
 // The outputs [lo, hi] along one axis whose tap span contains position `i`. With
 // dilation a span can skip `i`; callers that care check (max pooling compares indices).
 fn covering(i: i32, size: i32, out: i32, k: i32, s: i32, pad: i32, d: i32) -> vec2<i32> {

@@ -33,7 +33,7 @@ fn count(shape: &[usize]) -> Result<usize> {
 
 /// Elements in a tensor of `shape` after checking that it fits one storage binding, so
 /// nothing of its size is allocated on the CPU first.
-fn checked_count(device: &Device, shape: &[usize]) -> Result<usize> {
+pub(crate) fn checked_count(device: &Device, shape: &[usize]) -> Result<usize> {
     let n = count(shape)?;
     device.check_size(|| format!("tensor {shape:?}"), n as u64 * 4)?;
     Ok(n)

@@ -10,6 +10,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Result, arg_err};
 use crate::ops::conv::{
@@ -25,12 +26,17 @@ use crate::ops::norm::{batch_norm_backward, batch_norm_train};
 use crate::ops::pool::global_avg_pool2d_backward;
 use crate::tensor::Tensor;
 
-/// A value on a tape: the tensor and the number of the node that made it.
+/// A value on a tape: the tensor, the tape it belongs to, and the number of the node that
+/// made it.
 #[derive(Clone, Debug)]
 pub struct Var {
+    tape: u64,
     id: Option<usize>, // None: not recorded (a no_grad tape)
     value: Tensor,
 }
+
+/// Numbers tapes, so a value from one tape is never mistaken for a node of another.
+static NEXT_TAPE: AtomicU64 = AtomicU64::new(1);
 
 impl Var {
     /// The tensor this value holds.
@@ -197,6 +203,8 @@ struct Node {
 
 /// The record of one forward pass. Not shared between threads: make one per step.
 pub struct Tape {
+    /// This tape's number; every [`Var`] it makes carries it.
+    id: u64,
     nodes: RefCell<Vec<Node>>,
     recording: bool,
 }
@@ -209,13 +217,18 @@ impl Default for Tape {
 
 /// Gradients by node, from [`Tape::backward`].
 pub struct Gradients {
+    tape: u64,
     by_node: Vec<Option<Tensor>>,
     names: Vec<(String, usize)>,
 }
 
 impl Gradients {
-    /// The gradient of `v`, if the loss depends on it.
+    /// The gradient of `v`, if the loss depends on it (`None` as well for a value of
+    /// another tape).
     pub fn get(&self, v: &Var) -> Option<&Tensor> {
+        if v.tape != self.tape {
+            return None;
+        }
         v.id.and_then(|i| self.by_node.get(i)?.as_ref())
     }
 
@@ -239,17 +252,19 @@ impl Gradients {
 impl Tape {
     /// A tape that records every op.
     pub fn new() -> Self {
-        Self {
-            nodes: RefCell::new(Vec::new()),
-            recording: true,
-        }
+        Self::with_recording(true)
     }
 
     /// A tape that records nothing: ops just compute (evaluation, inference).
     pub fn no_grad() -> Self {
+        Self::with_recording(false)
+    }
+
+    fn with_recording(recording: bool) -> Self {
         Self {
+            id: NEXT_TAPE.fetch_add(1, Ordering::Relaxed),
             nodes: RefCell::new(Vec::new()),
-            recording: false,
+            recording,
         }
     }
 
@@ -260,7 +275,7 @@ impl Tape {
 
     fn push(&self, op: Op, value: Tensor) -> Var {
         if !self.recording {
-            return Var { id: None, value };
+            return self.untracked(value);
         }
         let mut nodes = self.nodes.borrow_mut();
         nodes.push(Node {
@@ -268,20 +283,52 @@ impl Tape {
             value: value.clone(),
         });
         Var {
+            tape: self.id,
             id: Some(nodes.len() - 1),
             value,
         }
     }
 
+    /// A value of this tape that no node records (every value of a no_grad tape).
+    fn untracked(&self, value: Tensor) -> Var {
+        Var {
+            tape: self.id,
+            id: None,
+            value,
+        }
+    }
+
+    /// The node of `v`, which must come from this tape.
     fn id(&self, v: &Var, what: &str) -> Result<usize> {
+        if v.tape != self.id {
+            return arg_err!(
+                "autograd: {what} of shape {:?} was made on another tape; values cannot move \
+                 between tapes (make one tape per forward pass and use its values)",
+                v.shape()
+            );
+        }
         match v.id {
             Some(id) if id < self.nodes.borrow().len() => Ok(id),
             _ => arg_err!(
-                "autograd: {what} of shape {:?} is not recorded on this tape (made on another \
-                 tape, or on a no_grad one)",
+                "autograd: {what} of shape {:?} is not recorded (it was made on a no_grad tape)",
                 v.shape()
             ),
         }
+    }
+
+    /// An `Err` unless every value comes from this tape (checked even when not
+    /// recording, so the same code fails the same way in evaluation).
+    fn check_own(&self, values: &[(&Var, &str)]) -> Result<()> {
+        for (v, what) in values {
+            if v.tape != self.id {
+                return arg_err!(
+                    "autograd: {what} of shape {:?} was made on another tape; values cannot \
+                     move between tapes",
+                    v.shape()
+                );
+            }
+        }
+        Ok(())
     }
 
     /// An input value: gradients flow to it but nothing is trained.
@@ -299,22 +346,80 @@ impl Tape {
         )
     }
 
-    // The recorded ops. Each computes its value with `crate::ops` and records what its
-    // backward rule (in `backward_op`) needs. Untracked tapes skip the bookkeeping.
+    /// Records the op that made `y` from `inputs` (each with what it is, for errors):
+    /// every input must come from this tape, and `op` gets their node numbers in order.
+    /// A no_grad tape records nothing and returns an untracked value.
+    fn record(
+        &self,
+        inputs: &[(&Var, &str)],
+        y: Tensor,
+        op: impl FnOnce(&[usize]) -> Op,
+    ) -> Result<Var> {
+        self.check_own(inputs)?;
+        if !self.recording {
+            return Ok(self.untracked(y));
+        }
+        let ids = inputs
+            .iter()
+            .map(|(v, what)| self.id(v, what))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(self.push(op(&ids), y))
+    }
+
+    // The recorded ops. Each checks its inputs belong to this tape, computes its value
+    // with `crate::ops` and records what its backward rule (in `backward_op`) needs.
 
     /// `conv2d(x, w) + b`.
     pub fn conv2d(&self, x: &Var, w: &Var, b: Option<&Var>, p: &Conv2dParams) -> Result<Var> {
+        let inputs = with_bias(
+            [(x, "conv2d input"), (w, "conv2d weight")],
+            b,
+            "conv2d bias",
+        );
+        self.check_own(&inputs)?;
         let y = conv2d(&x.value, &w.value, b.map(|b| &b.value), p)?;
-        if !self.recording {
-            return Ok(Var { id: None, value: y });
-        }
-        let op = Op::Conv2d {
-            x: self.id(x, "conv2d input")?,
-            w: self.id(w, "conv2d weight")?,
-            b: b.map(|b| self.id(b, "conv2d bias")).transpose()?,
+        self.record(&inputs, y, |ids| Op::Conv2d {
+            x: ids[0],
+            w: ids[1],
+            b: ids.get(2).copied(),
             p: *p,
-        };
-        Ok(self.push(op, y))
+        })
+    }
+
+    /// `conv_transpose2d(x, w) + b`.
+    pub fn conv_transpose2d(
+        &self,
+        x: &Var,
+        w: &Var,
+        b: Option<&Var>,
+        p: &ConvTranspose2dParams,
+    ) -> Result<Var> {
+        let what = ["conv_transpose2d input", "conv_transpose2d weight"];
+        let inputs = with_bias([(x, what[0]), (w, what[1])], b, "conv_transpose2d bias");
+        self.check_own(&inputs)?;
+        let y = conv_transpose2d(&x.value, &w.value, b.map(|b| &b.value), p)?;
+        self.record(&inputs, y, |ids| Op::ConvTranspose2d {
+            x: ids[0],
+            w: ids[1],
+            b: ids.get(2).copied(),
+            p: *p,
+        })
+    }
+
+    /// `x · Wᵀ + b`.
+    pub fn linear(&self, x: &Var, w: &Var, b: Option<&Var>) -> Result<Var> {
+        let inputs = with_bias(
+            [(x, "linear input"), (w, "linear weight")],
+            b,
+            "linear bias",
+        );
+        self.check_own(&inputs)?;
+        let y = linear(&x.value, &w.value, b.map(|b| &b.value))?;
+        self.record(&inputs, y, |ids| Op::Linear {
+            x: ids[0],
+            w: ids[1],
+            b: ids.get(2).copied(),
+        })
     }
 
     /// Batch norm in training mode with affine `weight` and `bias`; returns the output and
@@ -330,6 +435,12 @@ impl Tape {
         momentum: f32,
         eps: f32,
     ) -> Result<(Var, Tensor, Tensor)> {
+        let inputs = [
+            (x, "batch_norm input"),
+            (weight, "batch_norm weight"),
+            (bias, "batch_norm bias"),
+        ];
+        self.check_own(&inputs)?;
         let r = batch_norm_train(
             &x.value,
             Some(&weight.value),
@@ -339,24 +450,15 @@ impl Tape {
             momentum,
             eps,
         )?;
-        if !self.recording {
-            return Ok((
-                Var {
-                    id: None,
-                    value: r.y,
-                },
-                r.running_mean,
-                r.running_var,
-            ));
-        }
-        let op = Op::BatchNorm {
-            x: self.id(x, "batch_norm input")?,
-            weight: self.id(weight, "batch_norm weight")?,
-            bias: self.id(bias, "batch_norm bias")?,
-            save_mean: r.save_mean,
-            save_invstd: r.save_invstd,
-        };
-        Ok((self.push(op, r.y), r.running_mean, r.running_var))
+        let (save_mean, save_invstd) = (r.save_mean, r.save_invstd);
+        let y = self.record(&inputs, r.y, |ids| Op::BatchNorm {
+            x: ids[0],
+            weight: ids[1],
+            bias: ids[2],
+            save_mean,
+            save_invstd,
+        })?;
+        Ok((y, r.running_mean, r.running_var))
     }
 
     /// A value computed outside the tape (e.g. eval-mode batch norm): no gradient flows
@@ -367,121 +469,92 @@ impl Tape {
 
     /// `max(x, 0)`.
     pub fn relu(&self, x: &Var) -> Result<Var> {
-        let y = x.value.relu()?;
-        self.unary(x, y, |x| Op::Relu { x })
+        self.unary(x, "relu input", |x| x.relu(), |x| Op::Relu { x })
     }
 
     /// `min(max(x, 0), 6)`.
     pub fn relu6(&self, x: &Var) -> Result<Var> {
-        let y = x.value.relu6()?;
-        self.unary(x, y, |x| Op::Relu6 { x })
+        self.unary(x, "relu6 input", |x| x.relu6(), |x| Op::Relu6 { x })
     }
 
     /// A smooth activation (sigmoid, hard-sigmoid, hard-swish, SiLU).
     pub fn activation(&self, x: &Var, kind: Act) -> Result<Var> {
-        let y = kind.forward(&x.value)?;
-        self.unary(x, y, |x| Op::Activation { x, kind })
+        let op = move |x| Op::Activation { x, kind };
+        self.unary(x, "activation input", |x| kind.forward(x), op)
     }
 
     /// Mean over H×W: `[N, C, H, W]` → `[N, C, 1, 1]`.
     pub fn global_avg_pool(&self, x: &Var) -> Result<Var> {
-        let y = x.value.global_avg_pool2d()?;
-        self.unary(x, y, |x| Op::GlobalAvgPool { x })
+        let f = |x: &Tensor| x.global_avg_pool2d();
+        self.unary(x, "global_avg_pool input", f, |x| Op::GlobalAvgPool { x })
     }
 
     /// The same data under `shape`.
     pub fn reshape(&self, x: &Var, shape: &[usize]) -> Result<Var> {
-        let y = x.value.reshape(shape)?;
-        self.unary(x, y, |x| Op::Reshape { x })
+        self.unary(
+            x,
+            "reshape input",
+            |x| x.reshape(shape),
+            |x| Op::Reshape { x },
+        )
     }
 
     /// Dropout with probability `p` (identity unless `training`), seeded.
     pub fn dropout(&self, x: &Var, p: f32, training: bool, seed: u64) -> Result<Var> {
+        self.check_own(&[(x, "dropout input")])?;
         let (y, mask) = dropout(&x.value, p, training, seed)?;
-        self.unary(x, y, |x| Op::Dropout { x, mask, p })
+        self.record(&[(x, "dropout input")], y, |ids| Op::Dropout {
+            x: ids[0],
+            mask,
+            p,
+        })
     }
 
-    fn unary(&self, x: &Var, y: Tensor, op: impl FnOnce(usize) -> Op) -> Result<Var> {
-        if !self.recording {
-            return Ok(Var { id: None, value: y });
-        }
-        let x = self.id(x, "input")?;
-        Ok(self.push(op(x), y))
+    /// An op of one input: checks, computes `f(x)`, records `op(x's node)`.
+    fn unary(
+        &self,
+        x: &Var,
+        what: &str,
+        f: impl FnOnce(&Tensor) -> Result<Tensor>,
+        op: impl FnOnce(usize) -> Op,
+    ) -> Result<Var> {
+        self.check_own(&[(x, what)])?;
+        let y = f(&x.value)?;
+        self.record(&[(x, what)], y, |ids| op(ids[0]))
     }
 
     /// `a + b` with broadcasting.
     pub fn add(&self, a: &Var, b: &Var) -> Result<Var> {
+        let inputs = [(a, "add operand"), (b, "add operand")];
+        self.check_own(&inputs)?;
         let y = a.value.add(&b.value)?;
-        if !self.recording {
-            return Ok(Var { id: None, value: y });
-        }
-        let op = Op::Add {
-            a: self.id(a, "add operand")?,
-            b: self.id(b, "add operand")?,
-        };
-        Ok(self.push(op, y))
+        self.record(&inputs, y, |ids| Op::Add {
+            a: ids[0],
+            b: ids[1],
+        })
     }
 
     /// `a · b` with broadcasting.
     pub fn mul(&self, a: &Var, b: &Var) -> Result<Var> {
+        let inputs = [(a, "mul operand"), (b, "mul operand")];
+        self.check_own(&inputs)?;
         let y = a.value.mul(&b.value)?;
-        if !self.recording {
-            return Ok(Var { id: None, value: y });
-        }
-        let op = Op::Mul {
-            a: self.id(a, "mul operand")?,
-            b: self.id(b, "mul operand")?,
-        };
-        Ok(self.push(op, y))
-    }
-
-    /// `conv_transpose2d(x, w) + b`.
-    pub fn conv_transpose2d(
-        &self,
-        x: &Var,
-        w: &Var,
-        b: Option<&Var>,
-        p: &ConvTranspose2dParams,
-    ) -> Result<Var> {
-        let y = conv_transpose2d(&x.value, &w.value, b.map(|b| &b.value), p)?;
-        if !self.recording {
-            return Ok(Var { id: None, value: y });
-        }
-        let op = Op::ConvTranspose2d {
-            x: self.id(x, "conv_transpose2d input")?,
-            w: self.id(w, "conv_transpose2d weight")?,
-            b: b.map(|b| self.id(b, "conv_transpose2d bias")).transpose()?,
-            p: *p,
-        };
-        Ok(self.push(op, y))
-    }
-
-    /// `x · Wᵀ + b`.
-    pub fn linear(&self, x: &Var, w: &Var, b: Option<&Var>) -> Result<Var> {
-        let y = linear(&x.value, &w.value, b.map(|b| &b.value))?;
-        if !self.recording {
-            return Ok(Var { id: None, value: y });
-        }
-        let op = Op::Linear {
-            x: self.id(x, "linear input")?,
-            w: self.id(w, "linear weight")?,
-            b: b.map(|b| self.id(b, "linear bias")).transpose()?,
-        };
-        Ok(self.push(op, y))
+        self.record(&inputs, y, |ids| Op::Mul {
+            a: ids[0],
+            b: ids[1],
+        })
     }
 
     /// Mean cross-entropy of `logits [N, C]` against class indices, with label smoothing.
     pub fn cross_entropy(&self, logits: &Var, targets: &[usize], smoothing: f32) -> Result<Var> {
+        let inputs = [(logits, "cross_entropy logits")];
+        self.check_own(&inputs)?;
         let y = cross_entropy(&logits.value, targets, smoothing)?;
-        if !self.recording {
-            return Ok(Var { id: None, value: y });
-        }
-        let op = Op::CrossEntropy {
-            logits: self.id(logits, "cross_entropy logits")?,
+        self.record(&inputs, y, |ids| Op::CrossEntropy {
+            logits: ids[0],
             targets: targets.to_vec(),
             smoothing,
-        };
-        Ok(self.push(op, y))
+        })
     }
 
     /// Gradients of the one-element `loss` with respect to every recorded value it
@@ -531,6 +604,7 @@ impl Tape {
             })
             .collect();
         Ok(Gradients {
+            tape: self.id,
             by_node: grads,
             names,
         })
@@ -653,6 +727,15 @@ impl Tape {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// The inputs of an op with an optional bias: the two given, then the bias if any.
+fn with_bias<'a>(
+    inputs: [(&'a Var, &'a str); 2],
+    bias: Option<&'a Var>,
+    what: &'a str,
+) -> Vec<(&'a Var, &'a str)> {
+    inputs.into_iter().chain(bias.map(|b| (b, what))).collect()
 }
 
 /// `g` summed over the dimensions a broadcast expanded, so it has `shape` again.

@@ -3,13 +3,13 @@
 //! forward — so an optimizer or a checkpoint can replace them between steps.
 
 use crate::autograd::{Act, Tape, Var};
-use crate::error::Result;
+use crate::error::{Result, arg_err};
 use crate::gpu::Device;
 use crate::nn::ParamStore;
 use crate::ops::conv::{Conv2dParams, ConvTranspose2dParams};
 use crate::ops::norm::batch_norm_eval;
 use crate::rng::Rng;
-use crate::tensor::Tensor;
+use crate::tensor::{Tensor, checked_count};
 
 /// What a forward pass needs besides its input: the tape, the parameters, the mode.
 pub struct Ctx<'a> {
@@ -48,11 +48,20 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// Normal(0, std) values from `rng`.
+/// Normal(0, std) values from `rng`. The size is checked against the device before
+/// anything is allocated, so a huge layer is an `Err`, not an aborted process.
 fn normal(device: &Device, rng: &mut Rng, shape: &[usize], std: f64) -> Result<Tensor> {
-    let n = shape.iter().product();
+    let n = checked_count(device, shape)?;
     let data: Vec<f32> = (0..n).map(|_| (rng.normal() * std) as f32).collect();
     Tensor::from_vec(device, data, shape)
+}
+
+/// An `Err` unless every size of a layer is positive.
+fn check_sizes(layer: &str, name: &str, sizes: &[(&str, usize)]) -> Result<()> {
+    match sizes.iter().find(|(_, v)| *v == 0) {
+        Some((what, _)) => arg_err!("{layer} {name:?}: {what} must be positive, got {sizes:?}"),
+        None => Ok(()),
+    }
 }
 
 /// A convolution's tensors: `<name>.weight` of `shape` from Normal(0, √(2 / fan_out))
@@ -66,7 +75,8 @@ fn register_conv(
     shape: [usize; 4],
     bias_len: Option<usize>,
 ) -> Result<()> {
-    let std = (2.0 / (shape[0] * shape[2] * shape[3]) as f64).sqrt();
+    let fan_out = shape[0] as f64 * shape[2] as f64 * shape[3] as f64;
+    let std = (2.0 / fan_out).sqrt();
     store.insert_param(format!("{name}.weight"), normal(device, rng, &shape, std)?)?;
     if let Some(len) = bias_len {
         store.insert_param(format!("{name}.bias"), Tensor::zeros(device, &[len])?)?;
@@ -105,7 +115,20 @@ impl Conv2d {
         params: Conv2dParams,
         bias: bool,
     ) -> Result<Self> {
-        let shape = [c_out, c_in / params.groups.max(1), k, k];
+        let g = params.groups;
+        let sizes = [
+            ("c_in", c_in),
+            ("c_out", c_out),
+            ("kernel", k),
+            ("groups", g),
+        ];
+        check_sizes("Conv2d", name, &sizes)?;
+        if c_in % g != 0 || c_out % g != 0 {
+            return arg_err!(
+                "Conv2d {name:?}: groups {g} must divide c_in {c_in} and c_out {c_out}"
+            );
+        }
+        let shape = [c_out, c_in / g, k, k];
         register_conv(store, device, rng, name, shape, bias.then_some(c_out))?;
         Ok(Self {
             name: name.to_string(),
@@ -142,7 +165,20 @@ impl ConvTranspose2d {
         params: ConvTranspose2dParams,
         bias: bool,
     ) -> Result<Self> {
-        let shape = [c_in, c_out / params.groups.max(1), k, k];
+        let g = params.groups;
+        let sizes = [
+            ("c_in", c_in),
+            ("c_out", c_out),
+            ("kernel", k),
+            ("groups", g),
+        ];
+        check_sizes("ConvTranspose2d", name, &sizes)?;
+        if c_in % g != 0 || c_out % g != 0 {
+            return arg_err!(
+                "ConvTranspose2d {name:?}: groups {g} must divide c_in {c_in} and c_out {c_out}"
+            );
+        }
+        let shape = [c_in, c_out / g, k, k];
         register_conv(store, device, rng, name, shape, bias.then_some(c_out))?;
         Ok(Self {
             name: name.to_string(),
@@ -229,6 +265,7 @@ impl BatchNorm2d {
         name: &str,
         channels: usize,
     ) -> Result<Self> {
+        check_sizes("BatchNorm2d", name, &[("channels", channels)])?;
         store.insert_param(format!("{name}.weight"), Tensor::ones(device, &[channels])?)?;
         store.insert_param(format!("{name}.bias"), Tensor::zeros(device, &[channels])?)?;
         store.insert_buffer(
@@ -285,6 +322,7 @@ impl Linear {
         (inputs, outputs): (usize, usize),
         std: f64,
     ) -> Result<Self> {
+        check_sizes("Linear", name, &[("inputs", inputs), ("outputs", outputs)])?;
         store.insert_param(
             format!("{name}.weight"),
             normal(device, rng, &[outputs, inputs], std)?,
@@ -388,6 +426,7 @@ impl ConvBnAct {
         groups: usize,
         act: Option<Activation>,
     ) -> Result<Self> {
+        check_sizes("ConvBnAct", conv_name, &[("kernel", k), ("stride", stride)])?;
         let p = Conv2dParams::square(stride, (k - 1) / 2, 1, groups);
         Ok(Self {
             conv: Conv2d::new(store, device, rng, conv_name, (c_in, c_out, k), p, false)?,

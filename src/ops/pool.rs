@@ -208,14 +208,14 @@ impl Geometry {
     }
 
     /// The most positions one element's walk covers, over both axes: the taps of an
-    /// output's window (forward), or the outputs whose windows cover an input element
-    /// (backward).
+    /// output's window inside the input (forward), or the outputs whose windows cover an
+    /// input element (backward).
     fn longest_walk(&self, backward: bool) -> usize {
         let axis = |size: usize, out: usize, k: usize, s: usize, d: usize| match self.window {
             Window::Adaptive if backward => out.div_ceil(size) + 1,
             Window::Adaptive => size.div_ceil(out) + 1,
-            Window::Fixed(_) if backward => (k - 1) * d / s + 1,
-            Window::Fixed(_) => k,
+            Window::Fixed(_) if backward => ((k - 1) * d / s + 1).min(out),
+            Window::Fixed(_) => k.min(size.div_ceil(d)),
         };
         let (k, s, d) = match self.window {
             Window::Fixed(w) => (w.kernel, w.stride, w.dilation),
@@ -309,8 +309,8 @@ fn adaptive_geometry(op: &str, shape: &[usize], output: (usize, usize)) -> Resul
     }
     // The kernels compute (size + 1) * (out + 1) in i32 to find bin bounds.
     for (size, out) in [(h, output.0), (w, output.1)] {
-        let product = (size as u64 + 1).checked_mul(out as u64 + 1);
-        if product.is_none_or(|v| v > i32::MAX as u64) {
+        // u128: neither sum nor product can overflow, whatever the sizes.
+        if (size as u128 + 1) * (out as u128 + 1) > i32::MAX as u128 {
             return arg_err!(
                 "{op}: input {shape:?} to output {output:?} is too large ((size + 1) * (out + 1) \
                  must stay below 2^31)"

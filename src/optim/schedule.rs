@@ -79,7 +79,8 @@ impl Schedule {
                 gamma: 0.1,
             },
             "multistep" => Schedule::MultiStep {
-                milestones: vec![total_steps / 2, total_steps * 3 / 4],
+                // floor(3/4 of the steps), without forming 3·total_steps (it may not fit).
+                milestones: vec![total_steps / 2, total_steps - total_steps.div_ceil(4)],
                 gamma: 0.1,
             },
             "cosine" => Schedule::Cosine {

@@ -152,12 +152,15 @@ impl Geometry {
     }
 }
 
-fn dims4(op: &str, what: &str, shape: &[usize]) -> Result<[usize; 4]> {
+/// The four sizes of `shape`, which must be 4-D as `layout` (e.g. `[N, C, H, W]`) says.
+fn dims4(op: &str, what: &str, layout: &str, shape: &[usize]) -> Result<[usize; 4]> {
     match shape {
         &[a, b, c, d] => Ok([a, b, c, d]),
-        _ => shape_err!("{op}: {what} must be 4-D [N, C, H, W]-like, got shape {shape:?}"),
+        _ => shape_err!("{op}: {what} must be 4-D {layout}, got shape {shape:?}"),
     }
 }
+
+const INPUT_LAYOUT: &str = "[N, C, H, W]";
 
 /// Output size of a convolution along one axis, or an error naming the values.
 fn conv_out(
@@ -184,17 +187,19 @@ fn conv_out(
 /// and every value fits the kernels' 32-bit parameters.
 const MAX_EXTENT: usize = 1 << 24;
 
-fn check_params(op: &str, p: &Conv2dParams) -> Result<()> {
+/// Stride, dilation and groups of at least 1, and every value within [`MAX_EXTENT`];
+/// errors show `shown`, the parameters as the caller gave them.
+fn check_params(op: &str, p: &Conv2dParams, shown: &dyn std::fmt::Debug) -> Result<()> {
     let (s, d) = (p.stride, p.dilation);
     if s.0 == 0 || s.1 == 0 || d.0 == 0 || d.1 == 0 || p.groups == 0 {
         return arg_err!(
-            "{op}: stride {s:?}, dilation {d:?} and groups {} must all be at least 1",
+            "{op}: stride {s:?}, dilation {d:?} and groups {} must all be at least 1 ({shown:?})",
             p.groups
         );
     }
     let all = [s.0, s.1, d.0, d.1, p.padding.0, p.padding.1, p.groups];
     if all.iter().any(|&v| v > MAX_EXTENT) {
-        return arg_err!("{op}: parameters {p:?} pass the limit of {MAX_EXTENT}");
+        return arg_err!("{op}: parameters {shown:?} pass the limit of {MAX_EXTENT}");
     }
     Ok(())
 }
@@ -222,9 +227,10 @@ pub(crate) fn conv_geometry(
     weight_shape: &[usize],
     p: &Conv2dParams,
 ) -> Result<Geometry> {
-    check_params(op, p)?;
-    let [n, c_in, h, w] = dims4(op, "input", input_shape)?;
-    let [c_out, cin_g, kh, kw] = dims4(op, "weight", weight_shape)?;
+    check_params(op, p, p)?;
+    let [n, c_in, h, w] = dims4(op, "input", INPUT_LAYOUT, input_shape)?;
+    let weight_layout = "[C_out, C_in/groups, kH, kW]";
+    let [c_out, cin_g, kh, kw] = dims4(op, "weight", weight_layout, weight_shape)?;
     check_sizes(op, &[n, c_in, h, w], &[c_out, cin_g, kh, kw])?;
     let g = p.groups;
     if c_in % g != 0 || c_out % g != 0 {
@@ -265,9 +271,10 @@ fn transpose_geometry(
     p: &ConvTranspose2dParams,
 ) -> Result<Geometry> {
     let cp = p.as_conv();
-    check_params(op, &cp)?;
-    let [n, cin_t, hi, wi] = dims4(op, "input", input_shape)?;
-    let [wc_in, cout_g, kh, kw] = dims4(op, "weight", weight_shape)?;
+    check_params(op, &cp, p)?;
+    let [n, cin_t, hi, wi] = dims4(op, "input", INPUT_LAYOUT, input_shape)?;
+    let weight_layout = "[C_in, C_out/groups, kH, kW]";
+    let [wc_in, cout_g, kh, kw] = dims4(op, "weight", weight_layout, weight_shape)?;
     check_sizes(op, &[n, cin_t, hi, wi], &[wc_in, cout_g, kh, kw])?;
     let op_max = p.output_padding.0.max(p.output_padding.1);
     if op_max > MAX_EXTENT {
@@ -478,7 +485,12 @@ pub fn conv2d_backward_weight(
 /// Gradient of a convolution's bias (either kind): the output gradient summed over
 /// batch and space, `[N, C, H, W]` → `[C]`.
 pub fn conv_backward_bias(grad_out: &Tensor) -> Result<Tensor> {
-    dims4("conv_backward_bias", "grad_out", grad_out.shape())?;
+    dims4(
+        "conv_backward_bias",
+        "grad_out",
+        INPUT_LAYOUT,
+        grad_out.shape(),
+    )?;
     grad_out.sum(&[0, 2, 3], false)
 }
 
