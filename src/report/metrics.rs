@@ -156,10 +156,11 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let mut log = MetricsLog::new();
         for epoch in 1..=3 {
+            // Values the CSV's 5 decimals hold exactly.
             log.push(EpochRow {
                 epoch,
-                lr: 0.1 / epoch as f32,
-                train: (2.0 / epoch as f64, 0.25),
+                lr: 0.125 * epoch as f32,
+                train: (2.0 - 0.25 * epoch as f64, 0.25),
                 test: (2.5, 0.125 * epoch as f64),
                 train_images_per_s: 10.5,
                 eval_images_per_s: 40.25,
