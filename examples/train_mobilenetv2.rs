@@ -19,7 +19,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use liandan::data::cifar10::Cifar10;
 use liandan::data::loader::{Augment, Loader};
 use liandan::models::{MobileNetV2, MobileNetV2Config};
-use liandan::nn::ParamStore;
+use liandan::nn;
 use liandan::optim::sgd::{Sgd, SgdConfig};
 use liandan::report::metrics::{EpochRow, MetricsLog};
 use liandan::train::{TrainConfig, Trainer};
@@ -150,12 +150,11 @@ fn run(args: Args) -> Result<f64> {
     )?;
     let steps_per_epoch = train.batches_per_epoch();
 
-    let mut store = ParamStore::new();
     let config = MobileNetV2Config {
         width_mult: args.width_mult,
         ..MobileNetV2Config::cifar10()
     };
-    let model = MobileNetV2::new(&mut store, &device, config, args.seed)?;
+    let (model, store) = nn::build(&device, args.seed, |s| MobileNetV2::new(s, config))?;
     println!(
         "model: MobileNetV2 (CIFAR strides), {} parameters",
         store.num_parameters()

@@ -2,7 +2,7 @@
 //! add → global average pool → linear → cross-entropy) against central finite differences
 //! of a plain f64 CPU forward; a value used twice accumulates; the dump lists every op.
 
-use liandan::autograd::Tape;
+use liandan::autograd::{RunningStats, Tape};
 use liandan::ops::conv::Conv2dParams;
 use liandan::{Error, Rng, Tensor};
 
@@ -146,8 +146,12 @@ fn composite_graph_gradients_match_finite_differences() {
             &Conv2dParams::square(1, 1, 1, 1),
         )
         .unwrap();
+    let running = RunningStats {
+        mean: &zeros,
+        var: &ones,
+    };
     let (y, _, _) = tape
-        .batch_norm_train(&y, &bn_w, &bn_b, &zeros, &ones, 0.1, EPS as f32)
+        .batch_norm_train(&y, Some(&bn_w), Some(&bn_b), running, 0.1, EPS as f32)
         .unwrap();
     let y = tape.relu6(&y).unwrap();
     let y = tape.add(&y, &x).unwrap(); // x is used twice: its gradient must accumulate

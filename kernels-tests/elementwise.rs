@@ -159,6 +159,7 @@ fn apply(op: BinaryOp, a: f64, b: f64) -> f64 {
             }
         }
         BinaryOp::SiluGrad => a * sigmoid(b) * (1.0 + b * (1.0 - sigmoid(b))),
+        BinaryOp::TanhGrad => a * (1.0 - b.tanh().powi(2)),
     }
 }
 

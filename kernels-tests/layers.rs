@@ -2,9 +2,9 @@
 //! (the test profile keeps overflow checks on, so an unchecked product fails here).
 
 use liandan::nn::{
-    Activation, BatchNorm2d, Conv2d, ConvBnAct, ConvTranspose2d, Linear, ParamStore,
+    self, Activation, BatchNorm2d, BatchNorm2dConfig, Conv2d, Conv2dConfig, ConvTranspose2d,
+    ConvTranspose2dConfig, Linear, LinearConfig, ParamStore, Scope, conv_norm_act,
 };
-use liandan::ops::conv::{Conv2dParams, ConvTranspose2dParams};
 use liandan::optim::Schedule;
 use liandan::{Error, Rng};
 
@@ -12,22 +12,30 @@ use crate::common::*;
 
 #[test]
 fn huge_layers_are_errors_before_anything_is_allocated() {
-    let d = device();
-    let mut rng = Rng::new(1);
     let mut store = ParamStore::new();
+    let mut rng = Rng::new(1);
+    let mut root = Scope::new(&mut store, device(), &mut rng);
     // 2^40 weights: filling them on the CPU first would abort the process.
-    let err = Linear::new(&mut store, d, &mut rng, "fc", (1 << 20, 1 << 20), 0.01)
-        .err()
-        .expect("a 2^40-weight layer");
+    let err = Linear::new(
+        &mut root.pp("fc"),
+        1 << 20,
+        1 << 20,
+        LinearConfig::default(),
+    )
+    .err()
+    .expect("a 2^40-weight layer");
     assert!(matches!(err, Error::TooLarge { .. }), "{err}");
-    let p = Conv2dParams::default();
     for (c_in, c_out, k) in [(1 << 32, 1 << 32, 3), (64, 1 << 33, 3), (3, 64, 1 << 31)] {
-        let err = Conv2d::new(&mut store, d, &mut rng, "conv", (c_in, c_out, k), p, true);
+        let err = Conv2d::new(&mut root.pp("conv"), c_in, c_out, Conv2dConfig::new(k));
         assert!(err.is_err(), "({c_in}, {c_out}, {k})");
     }
-    let tp = ConvTranspose2dParams::default();
-    let err = ConvTranspose2d::new(&mut store, d, &mut rng, "up", (1 << 32, 8, 4), tp, true);
-    assert!(err.is_err());
+    let up = ConvTranspose2d::new(
+        &mut root.pp("up"),
+        1 << 32,
+        8,
+        ConvTranspose2dConfig::new(4),
+    );
+    assert!(up.is_err());
     assert!(
         store.is_empty(),
         "a failed layer registered {} tensors",
@@ -37,24 +45,55 @@ fn huge_layers_are_errors_before_anything_is_allocated() {
 
 #[test]
 fn zero_and_mismatched_sizes_are_errors_naming_them() {
-    let d = device();
-    let mut rng = Rng::new(2);
     let mut store = ParamStore::new();
+    let mut rng = Rng::new(2);
+    let mut root = Scope::new(&mut store, device(), &mut rng);
     let msg = |r: liandan::Result<()>| r.unwrap_err().to_string();
-    let p = Conv2dParams::default();
-    let text = msg(Conv2d::new(&mut store, d, &mut rng, "c", (3, 8, 0), p, false).map(|_| ()));
-    assert!(text.contains("kernel"), "{text}");
-    let grouped = Conv2dParams::square(1, 0, 1, 3);
-    let text =
-        msg(Conv2d::new(&mut store, d, &mut rng, "g", (4, 6, 1), grouped, false).map(|_| ()));
+    let text = msg(Conv2d::new(&mut root.pp("c"), 3, 8, Conv2dConfig::new(0)).map(|_| ()));
+    assert!(text.contains("kernel") && text.contains("\"c\""), "{text}");
+    let grouped = Conv2dConfig::new(1).groups(3);
+    let text = msg(Conv2d::new(&mut root.pp("g"), 4, 6, grouped).map(|_| ()));
     assert!(text.contains("groups 3"), "{text}");
     // Kernel 0 once underflowed computing its padding, (k - 1) / 2.
+    let norm = BatchNorm2dConfig::default();
     let relu = Some(Activation::Relu);
-    let text = msg(ConvBnAct::new(&mut store, d, &mut rng, "s", (3, 8, 0), 1, 1, relu).map(|_| ()));
-    assert!(text.contains("kernel"), "{text}");
-    assert!(Linear::new(&mut store, d, &mut rng, "fc", (0, 10), 0.01).is_err());
-    assert!(BatchNorm2d::new(&mut store, d, "bn", 0).is_err());
+    let block = conv_norm_act(&mut root.pp("s"), 3, 8, Conv2dConfig::new(0), norm, relu);
+    assert!(block.is_err());
+    assert!(Linear::new(&mut root.pp("fc"), 0, 10, LinearConfig::default()).is_err());
+    assert!(BatchNorm2d::new(&mut root.pp("bn"), 0, norm).is_err());
     assert!(store.is_empty());
+}
+
+#[test]
+fn scopes_name_tensors_from_the_structure() {
+    let (_, store) = nn::build(device(), 3, |root| {
+        let mut features = root.pp("features");
+        let block = conv_norm_act(
+            &mut features.pp(0),
+            3,
+            8,
+            Conv2dConfig::new(3).stride(2),
+            BatchNorm2dConfig::default(),
+            Some(Activation::Relu),
+        )?;
+        Ok(block)
+    })
+    .unwrap();
+    let names: Vec<(&str, Vec<usize>)> = store
+        .iter_all()
+        .map(|(n, t, _)| (n, t.shape().to_vec()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("features.0.0.weight", vec![8, 3, 3, 3]),
+            ("features.0.1.weight", vec![8]),
+            ("features.0.1.bias", vec![8]),
+            ("features.0.1.running_mean", vec![8]),
+            ("features.0.1.running_var", vec![8]),
+            ("features.0.1.num_batches_tracked", vec![]),
+        ]
+    );
 }
 
 #[test]

@@ -4,15 +4,16 @@
 use liandan::Tensor;
 use liandan::autograd::Tape;
 use liandan::models::{MobileNetV2, MobileNetV2Config};
-use liandan::nn::Module;
-use liandan::nn::{Ctx, ParamStore};
+use liandan::nn::{self, Ctx, Module};
 
 use crate::common::*;
 
 #[test]
 fn mobilenet_v2_has_torchvisions_names_and_parameter_count() {
-    let mut store = ParamStore::new();
-    MobileNetV2::new(&mut store, device(), MobileNetV2Config::imagenet(1000), 0).unwrap();
+    let (_, store) = nn::build(device(), 0, |s| {
+        MobileNetV2::new(s, MobileNetV2Config::imagenet(1000))
+    })
+    .unwrap();
     assert_eq!(store.num_parameters(), 3_504_872);
     let names: Vec<&str> = store.iter_all().map(|(n, _, _)| n).collect();
     for expected in [
@@ -45,12 +46,14 @@ fn mobilenet_v2_has_torchvisions_names_and_parameter_count() {
 
 #[test]
 fn cifar_mobilenet_v2_trains_a_step_at_32x32() {
-    let mut store = ParamStore::new();
-    let model = MobileNetV2::new(&mut store, device(), MobileNetV2Config::cifar10(), 1).unwrap();
+    let (model, mut store) = nn::build(device(), 1, |s| {
+        MobileNetV2::new(s, MobileNetV2Config::cifar10())
+    })
+    .unwrap();
     let x = Tensor::randn(device(), &[2, 3, 32, 32], 2).unwrap();
     let tape = Tape::new();
     let input = tape.input(x.clone());
-    let mut ctx = Ctx::new(&tape, &mut store, true, 3);
+    let mut ctx = Ctx::train(&tape, &mut store, 3);
     let logits = model.forward(&mut ctx, &input).unwrap();
     assert_eq!(logits.shape(), &[2, 10]);
     let loss = tape.cross_entropy(&logits, &[3, 7], 0.1).unwrap();
@@ -76,7 +79,7 @@ fn cifar_mobilenet_v2_trains_a_step_at_32x32() {
     // Evaluation on a no_grad tape records nothing and gives finite logits.
     let eval = Tape::no_grad();
     let input = eval.input(x);
-    let mut ctx = Ctx::new(&eval, &mut store, false, 0);
+    let mut ctx = Ctx::eval(&eval, &store);
     let logits = model.forward(&mut ctx, &input).unwrap();
     assert!(eval.is_empty());
     assert!(

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use liandan::autograd::Tape;
+use liandan::autograd::{RunningStats, Tape};
 use liandan::io::checkpoint::{apply_checkpoint, load_checkpoint, save_checkpoint};
 use liandan::nn::ParamStore;
 use liandan::ops::conv::Conv2dParams;
@@ -85,10 +85,12 @@ fn gpu_step(store: &mut ParamStore, sgd: &mut Sgd, x: &Tensor, lr: f32) {
     let (y, _, _) = tape
         .batch_norm_train(
             &y,
-            &p("bn.weight"),
-            &p("bn.bias"),
-            &zeros,
-            &ones,
+            Some(&p("bn.weight")),
+            Some(&p("bn.bias")),
+            RunningStats {
+                mean: &zeros,
+                var: &ones,
+            },
             0.1,
             EPS as f32,
         )

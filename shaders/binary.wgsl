@@ -5,6 +5,8 @@
 struct Params {
     n: u32,
     ndim: u32,
+    alpha: f32, // LEAKY_RELU_GRAD: the negative slope
+    _pad: u32,
     // Output shape and the operands' element strides (0 on a broadcast dimension), up to
     // 8 dimensions, innermost last; packed 4 to a vec4 for uniform layout rules.
     shape: array<vec4<u32>, 2>,
@@ -30,6 +32,8 @@ const SIGMOID_GRAD: u32 = 6u;
 const HARDSIGMOID_GRAD: u32 = 7u;
 const HARDSWISH_GRAD: u32 = 8u;
 const SILU_GRAD: u32 = 9u;
+const TANH_GRAD: u32 = 10u;
+const LEAKY_RELU_GRAD: u32 = 11u;
 
 fn sigmoid(x: f32) -> f32 {
     return 1.0 / (1.0 + exp(-x));
@@ -68,6 +72,14 @@ fn combine(u: f32, v: f32) -> f32 {
             let s = sigmoid(v);
             return u * s * (1.0 + v * (1.0 - s));
         }
+        case TANH_GRAD: {
+            // tanh saturates to ±1 in f32 past |v| = 10 (see unary.wgsl), and its
+            // exp-based lowering can overflow there.
+            let t = tanh(clamp(v, -10.0, 10.0));
+            return u * (1.0 - t * t);
+        }
+        // PyTorch: the slope at x = 0 is the negative one.
+        case LEAKY_RELU_GRAD: { return select(u * p.alpha, u, v > 0.0); }
         default: { return u; }
     }
 }

@@ -3,7 +3,7 @@
 
 struct Params {
     n: u32,
-    alpha: f32, // AFFINE: y = alpha * x + beta
+    alpha: f32, // AFFINE: y = alpha * x + beta; LEAKY_RELU: the negative slope
     beta: f32,
 }
 
@@ -24,6 +24,7 @@ const HARDSIGMOID: u32 = 8u;
 const HARDSWISH: u32 = 9u;
 const SILU: u32 = 10u;
 const AFFINE: u32 = 11u;
+const LEAKY_RELU: u32 = 12u;
 
 const WG: u32 = 256u;
 
@@ -52,6 +53,7 @@ fn apply(v: f32) -> f32 {
         case HARDSWISH: { return v * clamp(v + 3.0, 0.0, 6.0) / 6.0; }
         case SILU: { return v * sigmoid(v); }
         case AFFINE: { return p.alpha * v + p.beta; }
+        case LEAKY_RELU: { return select(p.alpha * v, v, v > 0.0); }
         default: { return v; }
     }
 }

@@ -1,7 +1,8 @@
 //! Training checkpoints as safetensors files.
 //!
-//! One file holds the model's parameters and buffers under their own names, the
-//! optimizer's state tensors under `optimizer.<name>` (all F32), and text in the header's
+//! One file holds the model's parameters and buffers under their own names (F32; counters
+//! such as batch norm's `num_batches_tracked` as I64 scalars, as PyTorch saves them), the
+//! optimizer's state tensors under `optimizer.<name>` (F32), and text in the header's
 //! `__metadata__`:
 //! - the run's own entries (epoch, step, schedule, the model's name and configuration —
 //!   whatever the caller passes);
@@ -25,7 +26,7 @@ use safetensors::{Dtype, SafeTensors};
 
 use crate::error::{Error, Result};
 use crate::gpu::Device;
-use crate::nn::ParamStore;
+use crate::nn::{ParamKind, ParamStore};
 use crate::optim::Optimizer;
 use crate::tensor::Tensor;
 
@@ -103,17 +104,25 @@ pub fn save_checkpoint(
         ));
     }
     let optimizer_state = optimizer.map(|o| o.state()).unwrap_or_default();
-    let named: Vec<(String, &Tensor)> = store
+    // Counters are whole numbers, saved as I64 as PyTorch saves them (so PyTorch's
+    // `load_state_dict` takes the file as it is); everything else F32.
+    let named: Vec<(String, &Tensor, Dtype)> = store
         .iter_all()
-        .map(|(name, t, _)| (name.to_string(), t))
+        .map(|(name, t, kind)| {
+            let dtype = match kind {
+                ParamKind::Counter => Dtype::I64,
+                _ => Dtype::F32,
+            };
+            (name.to_string(), t, dtype)
+        })
         .chain(
             optimizer_state
                 .iter()
-                .map(|(name, t)| (format!("{OPTIMIZER_PREFIX}{name}"), t)),
+                .map(|(name, t)| (format!("{OPTIMIZER_PREFIX}{name}"), t, Dtype::F32)),
         )
         .collect();
     let mut seen = HashSet::new();
-    for (name, _) in &named {
+    for (name, _, _) in &named {
         if !seen.insert(name.as_str()) {
             return Err(file_err(
                 path,
@@ -127,20 +136,23 @@ pub fn save_checkpoint(
         header.insert(format!("{OPTIMIZER_PREFIX}{key}"), value);
     }
     // Little-endian bytes whatever the host, as the format requires.
-    let mut data: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::with_capacity(named.len());
-    for (name, tensor) in named {
-        let bytes: Vec<u8> = tensor
-            .to_vec()?
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect();
+    let mut data: Vec<(String, Vec<usize>, Vec<u8>, Dtype)> = Vec::with_capacity(named.len());
+    for (name, tensor, dtype) in named {
+        let values = tensor.to_vec()?;
+        let bytes: Vec<u8> = match dtype {
+            Dtype::I64 => values
+                .iter()
+                .flat_map(|v| (v.round() as i64).to_le_bytes())
+                .collect(),
+            _ => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        };
         header.insert(format!("{CHECKSUM_PREFIX}{name}"), checksum(&bytes));
-        data.push((name, tensor.shape().to_vec(), bytes));
+        data.push((name, tensor.shape().to_vec(), bytes, dtype));
     }
     header.insert(META_CHECKSUM.into(), meta_checksum(&header));
     let mut views = Vec::with_capacity(data.len());
-    for (name, shape, bytes) in &data {
-        let view = TensorView::new(Dtype::F32, shape.clone(), bytes)
+    for (name, shape, bytes, dtype) in &data {
+        let view = TensorView::new(*dtype, shape.clone(), bytes)
             .map_err(|e| file_err(path, format!("tensor {name:?}: {e}")))?;
         views.push((name.as_str(), view));
     }
@@ -224,11 +236,12 @@ pub fn load_checkpoint(path: impl AsRef<Path>) -> Result<Checkpoint> {
     }
     let mut ckpt = Checkpoint::default();
     for (name, view) in file.tensors() {
-        if view.dtype() != Dtype::F32 {
+        if !matches!(view.dtype(), Dtype::F32 | Dtype::I64) {
             return Err(file_err(
                 path,
                 format!(
-                    "tensor {name:?} is {:?}, only F32 is supported",
+                    "tensor {name:?} is {:?}; only F32 (and I64 counters, such as batch \
+                     norm's num_batches_tracked) are supported",
                     view.dtype()
                 ),
             ));
@@ -238,11 +251,19 @@ pub fn load_checkpoint(path: impl AsRef<Path>) -> Result<Checkpoint> {
         {
             return Err(damaged(format!("tensor {name:?} fails its checksum")));
         }
-        let values = view
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
+        let values = match view.dtype() {
+            // Counts: exact in f32 up to 2^24.
+            Dtype::I64 => view
+                .data()
+                .chunks_exact(8)
+                .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
+                .collect(),
+            _ => view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+        };
         let shape = view.shape().to_vec();
         match name.strip_prefix(OPTIMIZER_PREFIX) {
             Some(state) => ckpt

@@ -2,11 +2,13 @@
 //! parameter names (`features.1.conv.0.0.weight`, …) and counts (3,504,872 parameters at
 //! 1000 classes, width 1.0), from the paper's table of inverted-residual stages.
 
+use super::make_divisible;
 use crate::autograd::Var;
 use crate::error::{Result, arg_err};
-use crate::gpu::Device;
-use crate::nn::{Activation, ConvBnAct, Ctx, Dropout, Linear, Module, ParamStore};
-use crate::rng::Rng;
+use crate::nn::{
+    Activation, BatchNorm2d, BatchNorm2dConfig, Conv2d, Conv2dConfig, Ctx, Dropout, Fan, Flatten,
+    Init, Linear, LinearConfig, Module, Scope, Sequential, conv_norm_act,
+};
 
 /// The paper's Table 2: expansion t, output channels c, repeats n, first stride s.
 const STAGES: [(usize, usize, usize, usize); 7] = [
@@ -56,88 +58,53 @@ impl MobileNetV2Config {
     }
 }
 
-/// torchvision's `_make_divisible`: the nearest multiple of `divisor` not below 90% of `v`.
-fn make_divisible(v: f32, divisor: usize) -> usize {
-    let d = divisor as f32;
-    let mut rounded = (((v + d / 2.0) / d).floor() * d).max(d);
-    if rounded < 0.9 * v {
-        rounded += d;
-    }
-    rounded as usize
+/// torchvision's convolutions: Kaiming-normal (fan_out) weights, no bias.
+fn conv(k: usize) -> Conv2dConfig {
+    Conv2dConfig::new(k).init(Init::KaimingNormal(Fan::Out))
+}
+
+/// A convolution, batch norm and ReLU6 (`Conv2dNormActivation`).
+fn conv_bn_relu6(
+    s: &mut Scope,
+    c_in: usize,
+    c_out: usize,
+    cfg: Conv2dConfig,
+) -> Result<Sequential> {
+    let norm = BatchNorm2dConfig::default();
+    conv_norm_act(s, c_in, c_out, cfg, norm, Some(Activation::Relu6))
 }
 
 /// An inverted residual block: 1×1 expansion (unless t = 1), 3×3 depthwise, 1×1 linear
-/// projection, with a shortcut when the stride is 1 and the channels match.
+/// projection, with a shortcut when the stride is 1 and the channels match. torchvision
+/// numbers `conv`'s children in order: [expansion], depthwise, projection conv and norm.
 struct InvertedResidual {
-    layers: Vec<ConvBnAct>,
+    conv: Sequential,
     shortcut: bool,
 }
 
 impl InvertedResidual {
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        store: &mut ParamStore,
-        device: &Device,
-        rng: &mut Rng,
-        name: &str,
-        c_in: usize,
-        c_out: usize,
-        stride: usize,
-        t: usize,
-    ) -> Result<Self> {
+    fn new(s: &mut Scope, c_in: usize, c_out: usize, stride: usize, t: usize) -> Result<Self> {
         let hidden = c_in * t;
-        let mut layers = Vec::new();
-        // torchvision numbers the sub-modules of `conv` in order: [expand], depthwise,
-        // projection conv, projection norm.
-        let mut i = 0;
-        if t != 1 {
-            layers.push(ConvBnAct::new(
-                store,
-                device,
-                rng,
-                &format!("{name}.conv.{i}"),
-                (c_in, hidden, 1),
-                1,
-                1,
-                Some(Activation::Relu6),
-            )?);
-            i += 1;
-        }
-        layers.push(ConvBnAct::new(
-            store,
-            device,
-            rng,
-            &format!("{name}.conv.{i}"),
-            (hidden, hidden, 3),
-            stride,
-            hidden,
-            Some(Activation::Relu6),
-        )?);
-        let names = (
-            format!("{name}.conv.{}", i + 1),
-            format!("{name}.conv.{}", i + 2),
-        );
-        layers.push(ConvBnAct::with_names(
-            store,
-            device,
-            rng,
-            (&names.0, &names.1),
-            (hidden, c_out, 1),
-            1,
-            1,
-            None,
-        )?);
+        let conv = Sequential::build(&mut s.pp("conv"), |layers| {
+            if t != 1 {
+                layers.add(|s| conv_bn_relu6(s, c_in, hidden, conv(1)))?;
+            }
+            let depthwise = conv(3).stride(stride).groups(hidden);
+            layers.add(|s| conv_bn_relu6(s, hidden, hidden, depthwise))?;
+            layers.add(|s| Conv2d::new(s, hidden, c_out, conv(1).bias(false)))?;
+            layers.add(|s| BatchNorm2d::new(s, c_out, BatchNorm2dConfig::default()))?;
+            Ok(())
+        })?;
         Ok(Self {
-            layers,
+            conv,
             shortcut: stride == 1 && c_in == c_out,
         })
     }
+}
 
+impl Module for InvertedResidual {
     fn forward(&self, ctx: &mut Ctx, x: &Var) -> Result<Var> {
-        let mut y = x.clone();
-        for layer in &self.layers {
-            y = layer.forward(ctx, &y)?;
-        }
+        let y = self.conv.forward(ctx, x)?;
         if self.shortcut {
             ctx.tape.add(&y, x)
         } else {
@@ -146,26 +113,17 @@ impl InvertedResidual {
     }
 }
 
-/// MobileNetV2: stem, 17 inverted residual blocks, 1×1 head to 1280 channels, global
-/// average pool, dropout, linear classifier.
+/// MobileNetV2: `features` (stem, 17 inverted residual blocks, 1×1 head to 1280 channels),
+/// global average pool, `classifier` (dropout, linear).
 pub struct MobileNetV2 {
     config: MobileNetV2Config,
-    stem: ConvBnAct,
-    blocks: Vec<InvertedResidual>,
-    head: ConvBnAct,
-    dropout: Dropout,
-    classifier: Linear,
+    features: Sequential,
+    classifier: Sequential,
 }
 
 impl MobileNetV2 {
-    /// Builds the network, registering every tensor in `store` (initialized as torchvision
-    /// does, from `seed`).
-    pub fn new(
-        store: &mut ParamStore,
-        device: &Device,
-        config: MobileNetV2Config,
-        seed: u64,
-    ) -> Result<Self> {
+    /// Builds the network in `scope`, initialized as torchvision initializes it.
+    pub fn new(scope: &mut Scope, config: MobileNetV2Config) -> Result<Self> {
         if config.num_classes == 0 || !(config.width_mult > 0.0 && config.width_mult.is_finite()) {
             return arg_err!(
                 "MobileNetV2: num_classes {} and width_mult {} must be positive",
@@ -173,61 +131,37 @@ impl MobileNetV2 {
                 config.width_mult
             );
         }
-        let mut rng = Rng::new(seed);
-        let rng = &mut rng;
         let wm = config.width_mult;
         let mut c_in = make_divisible(32.0 * wm, 8);
         let last = make_divisible(1280.0 * wm.max(1.0), 8);
         let stem_stride = if config.cifar { 1 } else { 2 };
-        let stem = ConvBnAct::new(
-            store,
-            device,
-            rng,
-            "features.0",
-            (3, c_in, 3),
-            stem_stride,
-            1,
-            Some(Activation::Relu6),
-        )?;
-        let mut blocks = Vec::new();
-        for (t, c, n, s) in STAGES {
-            let c_out = make_divisible(c as f32 * wm, 8);
-            let first_stride = if config.cifar && c == 24 { 1 } else { s };
-            for i in 0..n {
-                let name = format!("features.{}", blocks.len() + 1);
-                let stride = if i == 0 { first_stride } else { 1 };
-                blocks.push(InvertedResidual::new(
-                    store, device, rng, &name, c_in, c_out, stride, t,
-                )?);
-                c_in = c_out;
+        let features = Sequential::build(&mut scope.pp("features"), |layers| {
+            layers.add(|s| conv_bn_relu6(s, 3, c_in, conv(3).stride(stem_stride)))?;
+            for (t, c, n, s) in STAGES {
+                let c_out = make_divisible(c as f32 * wm, 8);
+                let first_stride = if config.cifar && c == 24 { 1 } else { s };
+                for i in 0..n {
+                    let stride = if i == 0 { first_stride } else { 1 };
+                    layers.add(|s| InvertedResidual::new(s, c_in, c_out, stride, t))?;
+                    c_in = c_out;
+                }
             }
-        }
-        let head_name = format!("features.{}", blocks.len() + 1);
-        let head = ConvBnAct::new(
-            store,
-            device,
-            rng,
-            &head_name,
-            (c_in, last, 1),
-            1,
-            1,
-            Some(Activation::Relu6),
-        )?;
-        let classifier = Linear::new(
-            store,
-            device,
-            rng,
-            "classifier.1",
-            (last, config.num_classes),
-            0.01,
-        )?;
-        let dropout = Dropout { p: config.dropout };
+            layers.add(|s| conv_bn_relu6(s, c_in, last, conv(1)))?;
+            Ok(())
+        })?;
+        let classifier = Sequential::build(&mut scope.pp("classifier"), |layers| {
+            layers.add_plain(Dropout { p: config.dropout });
+            let init = Init::Normal {
+                mean: 0.0,
+                std: 0.01,
+            };
+            let cfg = LinearConfig::init_zero_bias(init);
+            layers.add(|s| Linear::new(s, last, config.num_classes, cfg))?;
+            Ok(())
+        })?;
         Ok(Self {
             config,
-            stem,
-            blocks,
-            head,
-            dropout,
+            features,
             classifier,
         })
     }
@@ -241,29 +175,9 @@ impl MobileNetV2 {
 impl Module for MobileNetV2 {
     /// Logits `[N, num_classes]` for images `[N, 3, H, W]`.
     fn forward(&self, ctx: &mut Ctx, x: &Var) -> Result<Var> {
-        let mut y = self.stem.forward(ctx, x)?;
-        for block in &self.blocks {
-            y = block.forward(ctx, &y)?;
-        }
-        let y = self.head.forward(ctx, &y)?;
+        let y = self.features.forward(ctx, x)?;
         let y = ctx.tape.global_avg_pool(&y)?;
-        let channels = y.shape()[1];
-        let y = ctx.tape.reshape(&y, &[y.shape()[0], channels])?;
-        let y = self.dropout.forward(ctx, &y)?;
+        let y = Flatten::default().forward(ctx, &y)?;
         self.classifier.forward(ctx, &y)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::make_divisible;
-
-    #[test]
-    fn make_divisible_matches_torchvision() {
-        assert_eq!(make_divisible(32.0, 8), 32);
-        assert_eq!(make_divisible(32.0 * 0.5, 8), 16);
-        assert_eq!(make_divisible(24.0 * 0.75, 8), 24); // 18 → 16 is below 90%, so 24
-        assert_eq!(make_divisible(1280.0, 8), 1280);
-        assert_eq!(make_divisible(320.0 * 1.4, 8), 448);
     }
 }

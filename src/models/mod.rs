@@ -4,3 +4,28 @@
 pub mod mobilenet_v2;
 
 pub use mobilenet_v2::{MobileNetV2, MobileNetV2Config};
+
+/// torchvision's `_make_divisible`: the nearest multiple of `divisor` not below 90% of `v`
+/// (channel counts under a width multiplier).
+pub(crate) fn make_divisible(v: f32, divisor: usize) -> usize {
+    let d = divisor as f32;
+    let mut rounded = (((v + d / 2.0) / d).floor() * d).max(d);
+    if rounded < 0.9 * v {
+        rounded += d;
+    }
+    rounded as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::make_divisible;
+
+    #[test]
+    fn make_divisible_matches_torchvision() {
+        assert_eq!(make_divisible(32.0, 8), 32);
+        assert_eq!(make_divisible(32.0 * 0.5, 8), 16);
+        assert_eq!(make_divisible(24.0 * 0.75, 8), 24); // 18 → 16 is below 90%, so 24
+        assert_eq!(make_divisible(1280.0, 8), 1280);
+        assert_eq!(make_divisible(320.0 * 1.4, 8), 448);
+    }
+}

@@ -16,6 +16,9 @@ pub enum ParamKind {
     Parameter,
     /// Not trained (e.g. batch norm's `running_mean`), but saved in checkpoints.
     Buffer,
+    /// A buffer holding a whole number (batch norm's `num_batches_tracked`): kept as an f32
+    /// scalar on the device (exact to 2^24), saved as an I64 scalar as PyTorch saves it.
+    Counter,
 }
 
 /// One stored tensor.
@@ -52,7 +55,8 @@ impl ParamStore {
         self.insert(name.into(), tensor, ParamKind::Buffer)
     }
 
-    fn insert(&mut self, name: String, tensor: Tensor, kind: ParamKind) -> Result<()> {
+    /// Registers `tensor` as `name` of `kind`; an `Err` if the name is empty or taken.
+    pub fn insert(&mut self, name: String, tensor: Tensor, kind: ParamKind) -> Result<()> {
         if name.is_empty() {
             return arg_err!(
                 "parameter store: a tensor of shape {:?} has an empty name",
@@ -115,9 +119,12 @@ impl ParamStore {
         self.of_kind(ParamKind::Parameter)
     }
 
-    /// The buffers (not the parameters), in insertion order.
+    /// The buffers (counters included; not the parameters), in insertion order.
     pub fn buffers(&self) -> impl Iterator<Item = (&str, &Tensor)> {
-        self.of_kind(ParamKind::Buffer)
+        self.entries
+            .iter()
+            .filter(|e| e.kind != ParamKind::Parameter)
+            .map(|e| (e.name.as_str(), &e.tensor))
     }
 
     fn of_kind(&self, kind: ParamKind) -> impl Iterator<Item = (&str, &Tensor)> {

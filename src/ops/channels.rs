@@ -194,6 +194,45 @@ pub fn split_backward(grads: &[&Tensor], axis: usize) -> Result<Tensor> {
     concat(grads, axis)
 }
 
+/// Gradient of one piece of a [`split`]: `grad` (the piece's gradient) placed at indices
+/// `start..` along `axis` of a tensor of `full_shape`, zeros elsewhere. Lets each piece of
+/// a split flow back on its own, whether or not the other pieces are used.
+pub fn narrow_backward(
+    grad: &Tensor,
+    full_shape: &[usize],
+    axis: usize,
+    start: usize,
+) -> Result<Tensor> {
+    let op = "narrow_backward";
+    check_axis(op, full_shape, axis)?;
+    let g = grad.shape();
+    let fits = g.len() == full_shape.len()
+        && (0..g.len()).all(|d| d == axis || g[d] == full_shape[d])
+        && start
+            .checked_add(g[axis])
+            .is_some_and(|end| end <= full_shape[axis]);
+    if !fits {
+        return shape_err!(
+            "{op}: a gradient of shape {g:?} does not fit shape {full_shape:?} at index \
+             {start} of axis {axis}"
+        );
+    }
+    let out = Tensor::zeros(grad.device(), full_shape)?;
+    let (outer, inner) = outer_inner(full_shape, axis);
+    let src = Side {
+        tensor: grad,
+        axis_len: g[axis],
+        start: 0,
+    };
+    let dst = Side {
+        tensor: &out,
+        axis_len: full_shape[axis],
+        start,
+    };
+    copy_slab(src, dst, outer, g[axis], inner)?;
+    Ok(out)
+}
+
 /// `(N, C, S)` of an `[N, C, ...]` tensor after checking that `groups` divides `C`.
 fn shuffle_dims(op: &str, x: &Tensor, groups: usize) -> Result<(usize, usize, usize)> {
     let shape = x.shape();

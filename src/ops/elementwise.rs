@@ -53,6 +53,8 @@ pub enum UnaryOp {
 
 /// Affine is the unary kernel's op 11, reached through [`Tensor::affine`].
 const AFFINE_OP: f64 = 11.0;
+/// Leaky ReLU is op 12, reached through [`Tensor::leaky_relu`] (it takes a slope).
+const LEAKY_RELU_OP: f64 = 12.0;
 
 /// Binary ops, numbered as the `OP` override of `shaders/binary.wgsl`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,7 +79,13 @@ pub enum BinaryOp {
     HardSwishGrad = 8,
     /// `a · σ(b)(1 + b(1 - σ(b)))`: the gradient of `silu` at `b`.
     SiluGrad = 9,
+    /// `a · (1 - tanh²(b))`: the gradient of `tanh` at `b`.
+    TanhGrad = 10,
 }
+
+/// The leaky ReLU gradient is the binary kernel's op 11, reached through
+/// [`leaky_relu_grad`] (it takes a slope).
+const LEAKY_RELU_GRAD_OP: u32 = 11;
 
 /// Writes `value` to every element of `t` (records the fill; `t` is otherwise unchanged
 /// storage, so this is for freshly made tensors and for poisoning outputs in tests).
@@ -115,8 +123,22 @@ pub fn unary(x: &Tensor, op: UnaryOp) -> Result<Tensor> {
 /// `a op b` elementwise, broadcasting `a` and `b` to a common shape (NumPy rules).
 pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
     let name = format!("{op:?}").to_lowercase();
-    a.check_same_device(b, &name)?;
-    let out_shape = broadcast_shape(&name, a.shape(), b.shape())?;
+    binary_kernel(a, b, (op as u32, &name), 0.0)
+}
+
+/// The gradient `grad` of `leaky_relu` with `negative_slope` at input `x`: `grad` where
+/// `x > 0`, `grad · negative_slope` elsewhere (as PyTorch, at 0 too).
+pub fn leaky_relu_grad(grad: &Tensor, x: &Tensor, negative_slope: f32) -> Result<Tensor> {
+    if !negative_slope.is_finite() {
+        return arg_err!("leaky_relu_grad: negative_slope {negative_slope} must be finite");
+    }
+    let op = (LEAKY_RELU_GRAD_OP, "leaky_relu_grad");
+    binary_kernel(grad, x, op, negative_slope)
+}
+
+fn binary_kernel(a: &Tensor, b: &Tensor, (op, name): (u32, &str), alpha: f32) -> Result<Tensor> {
+    a.check_same_device(b, name)?;
+    let out_shape = broadcast_shape(name, a.shape(), b.shape())?;
     let out = a.uninit_like(&out_shape)?;
     let n = out.numel() as u64;
     let same = a.shape() == b.shape();
@@ -133,15 +155,15 @@ pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
         strides.iter_mut().for_each(|s| s.push(0));
     }
     let per_invocation = binary_per_invocation(a.device().summary().is_software, n);
-    let mut params = vec![n as u32, shape.len() as u32, 0, 0];
-    params.extend(pack_dims(&name, &shape)?);
-    params.extend(pack_dims(&name, &strides[0])?);
-    params.extend(pack_dims(&name, &strides[1])?);
+    let mut params = vec![n as u32, shape.len() as u32, alpha.to_bits(), 0];
+    params.extend(pack_dims(name, &shape)?);
+    params.extend(pack_dims(name, &strides[0])?);
+    params.extend(pack_dims(name, &strides[1])?);
     a.device().dispatch(
         &BINARY,
         "main",
         &[
-            ("OP", op as u32 as f64),
+            ("OP", op as f64),
             ("BROADCAST", f64::from(u8::from(!same))),
             ("PER_INVOCATION", per_invocation as f64),
         ],
@@ -231,5 +253,13 @@ impl Tensor {
     /// `self · sigmoid(self)` (PyTorch's `silu`).
     pub fn silu(&self) -> Result<Tensor> {
         unary(self, UnaryOp::Silu)
+    }
+    /// `self` where positive, `negative_slope · self` elsewhere (PyTorch's
+    /// `leaky_relu`; DCGAN's discriminator uses 0.2).
+    pub fn leaky_relu(&self, negative_slope: f32) -> Result<Tensor> {
+        if !negative_slope.is_finite() {
+            return arg_err!("leaky_relu: negative_slope {negative_slope} must be finite");
+        }
+        unary_kernel(self, LEAKY_RELU_OP, negative_slope, 0.0)
     }
 }

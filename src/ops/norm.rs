@@ -456,6 +456,48 @@ pub fn batch_norm_eval(
     )
 }
 
+/// Gradients of [`batch_norm_eval`] from `grad_y`: the running statistics are constants,
+/// so with `invstd = 1 / sqrt(running_var + eps)`, `dx = dy · weight · invstd` per channel,
+/// `dweight = Σ dy · xhat` and `dbias = Σ dy` (xhat from the running statistics). This is
+/// what flows through a frozen batch norm (fine-tuning, a model in eval mode). Returns
+/// `(dx, dweight, dbias)`; the last two are returned even when `weight` is `None`.
+pub fn batch_norm_eval_backward(
+    grad_y: &Tensor,
+    x: &Tensor,
+    weight: Option<&Tensor>,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    eps: f32,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let op = "batch_norm_eval_backward";
+    let (n, c, s) = check_batch_norm(op, x, weight, None, running_mean, running_var, eps)?;
+    check_param(op, "grad_y", x, grad_y, x.shape())?;
+    let invstd = finalize(running_mean, running_var, eps, None)?;
+    let channels = Rows {
+        rows: c,
+        inner: s,
+        outer: n,
+        outer_stride: c * s,
+    };
+    let saved = Saved {
+        dy: grad_y,
+        x,
+        mean: running_mean,
+        invstd: &invstd,
+        weight: None,
+        at: Indexing::per_channel(c, s),
+    };
+    let (dbias, dweight) = saved.sums(false, channels, &[c])?;
+    let scale = match weight {
+        Some(w) => invstd.mul(w)?,
+        None => invstd,
+    };
+    let mut per_channel = vec![1; x.ndim()];
+    per_channel[1] = c;
+    let dx = grad_y.mul(&scale.reshape(&per_channel)?)?;
+    Ok((dx, dweight, dbias))
+}
+
 /// Gradients of [`batch_norm_train`] (training mode: through the batch statistics) from
 /// `grad_y`, given the forward's input, `weight` and saved statistics. Returns `(dx,
 /// dweight, dbias)`; `dweight = Σ dy · xhat` and `dbias = Σ dy` per channel are returned

@@ -78,7 +78,7 @@ pub(crate) fn check_state_tensor(
 ) -> Result<()> {
     match store.kind(name) {
         Ok(ParamKind::Parameter) => {}
-        Ok(ParamKind::Buffer) => {
+        Ok(ParamKind::Buffer | ParamKind::Counter) => {
             return arg_err!("{who}: state {key:?} belongs to {name:?}, a buffer, not a parameter");
         }
         Err(_) => {
@@ -118,7 +118,7 @@ pub(crate) fn collect_updates(
     for name in grads.keys() {
         match store.kind(name) {
             Ok(ParamKind::Parameter) => {}
-            Ok(ParamKind::Buffer) => {
+            Ok(ParamKind::Buffer | ParamKind::Counter) => {
                 return arg_err!(
                     "{who}: {name:?} is a buffer, not a trained parameter, but has a gradient"
                 );

@@ -204,7 +204,7 @@ impl Trainer {
         let tape = Tape::new();
         let x = tape.input(Tensor::from_slice(&device, &batch.images, &batch.shape())?);
         let seed = self.config.seed ^ (self.step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let mut ctx = Ctx::new(&tape, &mut self.store, true, seed);
+        let mut ctx = Ctx::train(&tape, &mut self.store, seed);
         let logits = self.model.forward(&mut ctx, &x)?;
         let loss = tape.cross_entropy(&logits, &batch.labels, self.config.label_smoothing)?;
         let grads = tape.backward(&loss)?.by_name()?;
@@ -220,7 +220,7 @@ impl Trainer {
         for batch in loader.epoch(0) {
             let tape = Tape::no_grad();
             let x = tape.input(Tensor::from_slice(&device, &batch.images, &batch.shape())?);
-            let mut ctx = Ctx::new(&tape, &mut self.store, false, 0);
+            let mut ctx = Ctx::eval(&tape, &self.store);
             let logits = self.model.forward(&mut ctx, &x)?;
             let loss = tape.cross_entropy(&logits, &batch.labels, self.config.label_smoothing)?;
             tally.add(loss.value(), logits.value(), &batch.labels)?;

@@ -1,0 +1,311 @@
+//! Batch, layer and group norm on the tape.
+
+use super::{Op, Rule, Tape, Values, Var};
+use crate::error::Result;
+use crate::ops::norm::{
+    batch_norm_backward, batch_norm_eval, batch_norm_eval_backward, batch_norm_train, group_norm,
+    group_norm_backward, layer_norm, layer_norm_backward,
+};
+use crate::tensor::Tensor;
+
+/// A normalization: input `x`, optional affine `weight` and `bias` (node numbers), and the
+/// statistics its backward needs.
+#[derive(Debug)]
+#[allow(missing_docs)] // node numbers and saved statistics, as named
+pub enum NormOp {
+    /// Batch norm in training mode, with the batch statistics.
+    BatchNorm {
+        x: usize,
+        weight: Option<usize>,
+        bias: Option<usize>,
+        save_mean: Tensor,
+        save_invstd: Tensor,
+    },
+    /// Batch norm in evaluation mode: the running statistics are constants.
+    BatchNormEval {
+        x: usize,
+        weight: Option<usize>,
+        bias: Option<usize>,
+        running_mean: Tensor,
+        running_var: Tensor,
+        eps: f32,
+    },
+    /// Layer norm over the last `ndim` dims.
+    LayerNorm {
+        x: usize,
+        weight: Option<usize>,
+        bias: Option<usize>,
+        ndim: usize,
+        mean: Tensor,
+        invstd: Tensor,
+    },
+    /// Group norm with `groups` groups.
+    GroupNorm {
+        x: usize,
+        weight: Option<usize>,
+        bias: Option<usize>,
+        groups: usize,
+        mean: Tensor,
+        invstd: Tensor,
+    },
+}
+
+/// Batch norm's running statistics.
+#[derive(Clone, Copy, Debug)]
+pub struct RunningStats<'a> {
+    /// The running mean, `[C]`.
+    pub mean: &'a Tensor,
+    /// The running variance, `[C]`.
+    pub var: &'a Tensor,
+}
+
+/// The inputs of a norm: `x`, then the weight and bias that are given.
+fn norm_inputs<'a>(
+    x: &'a Var,
+    weight: Option<&'a Var>,
+    bias: Option<&'a Var>,
+) -> Vec<(&'a Var, &'a str)> {
+    [
+        Some((x, "norm input")),
+        weight.map(|w| (w, "norm weight")),
+        bias.map(|b| (b, "norm bias")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// The tensor of an optional value.
+fn tensor(v: Option<&Var>) -> Option<&Tensor> {
+    v.map(|v| &v.value)
+}
+
+/// The node numbers of (weight, bias) among `ids` (x first, then those given).
+fn affine_ids(ids: &[usize], weight: bool, bias: bool) -> (Option<usize>, Option<usize>) {
+    let w = weight.then(|| ids[1]);
+    let b = bias.then(|| ids[1 + usize::from(weight)]);
+    (w, b)
+}
+
+impl Tape {
+    /// Batch norm in training mode (batch statistics); returns the output and the new
+    /// running mean and variance (PyTorch's momentum semantics: `new = (1 - momentum) ·
+    /// old + momentum · batch`).
+    pub fn batch_norm_train(
+        &self,
+        x: &Var,
+        weight: Option<&Var>,
+        bias: Option<&Var>,
+        running: RunningStats,
+        momentum: f32,
+        eps: f32,
+    ) -> Result<(Var, Tensor, Tensor)> {
+        let inputs = norm_inputs(x, weight, bias);
+        self.check_own(&inputs)?;
+        let r = batch_norm_train(
+            &x.value,
+            tensor(weight),
+            tensor(bias),
+            running.mean,
+            running.var,
+            momentum,
+            eps,
+        )?;
+        let (save_mean, save_invstd) = (r.save_mean, r.save_invstd);
+        let y = self.record(&inputs, r.y, |ids| {
+            let (weight, bias) = affine_ids(ids, weight.is_some(), bias.is_some());
+            Op::Norm(NormOp::BatchNorm {
+                x: ids[0],
+                weight,
+                bias,
+                save_mean,
+                save_invstd,
+            })
+        })?;
+        Ok((y, r.running_mean, r.running_var))
+    }
+
+    /// Batch norm in evaluation mode (running statistics). Gradients flow through it to
+    /// the input and the affine parameters, as through a frozen batch norm in PyTorch.
+    pub fn batch_norm_eval(
+        &self,
+        x: &Var,
+        weight: Option<&Var>,
+        bias: Option<&Var>,
+        running: RunningStats,
+        eps: f32,
+    ) -> Result<Var> {
+        let inputs = norm_inputs(x, weight, bias);
+        self.check_own(&inputs)?;
+        let y = batch_norm_eval(
+            &x.value,
+            tensor(weight),
+            tensor(bias),
+            running.mean,
+            running.var,
+            eps,
+        )?;
+        self.record(&inputs, y, |ids| {
+            let (weight, bias) = affine_ids(ids, weight.is_some(), bias.is_some());
+            Op::Norm(NormOp::BatchNormEval {
+                x: ids[0],
+                weight,
+                bias,
+                running_mean: running.mean.clone(),
+                running_var: running.var.clone(),
+                eps,
+            })
+        })
+    }
+
+    /// Layer norm over the last `ndim` dims, with optional affine parameters of that
+    /// trailing shape.
+    pub fn layer_norm(
+        &self,
+        x: &Var,
+        ndim: usize,
+        weight: Option<&Var>,
+        bias: Option<&Var>,
+        eps: f32,
+    ) -> Result<Var> {
+        let inputs = norm_inputs(x, weight, bias);
+        self.check_own(&inputs)?;
+        let (y, mean, invstd) = layer_norm(&x.value, ndim, tensor(weight), tensor(bias), eps)?;
+        self.record(&inputs, y, |ids| {
+            let (weight, bias) = affine_ids(ids, weight.is_some(), bias.is_some());
+            Op::Norm(NormOp::LayerNorm {
+                x: ids[0],
+                weight,
+                bias,
+                ndim,
+                mean,
+                invstd,
+            })
+        })
+    }
+
+    /// Group norm with `groups` groups over the channels, optional affine `[C]`.
+    pub fn group_norm(
+        &self,
+        x: &Var,
+        groups: usize,
+        weight: Option<&Var>,
+        bias: Option<&Var>,
+        eps: f32,
+    ) -> Result<Var> {
+        let inputs = norm_inputs(x, weight, bias);
+        self.check_own(&inputs)?;
+        let (y, mean, invstd) = group_norm(&x.value, groups, tensor(weight), tensor(bias), eps)?;
+        self.record(&inputs, y, |ids| {
+            let (weight, bias) = affine_ids(ids, weight.is_some(), bias.is_some());
+            Op::Norm(NormOp::GroupNorm {
+                x: ids[0],
+                weight,
+                bias,
+                groups,
+                mean,
+                invstd,
+            })
+        })
+    }
+}
+
+impl Rule for NormOp {
+    fn inputs(&self) -> Vec<usize> {
+        let (NormOp::BatchNorm {
+            x, weight, bias, ..
+        }
+        | NormOp::BatchNormEval {
+            x, weight, bias, ..
+        }
+        | NormOp::LayerNorm {
+            x, weight, bias, ..
+        }
+        | NormOp::GroupNorm {
+            x, weight, bias, ..
+        }) = self;
+        [Some(*x), *weight, *bias].into_iter().flatten().collect()
+    }
+
+    fn name(&self) -> String {
+        match self {
+            NormOp::BatchNorm { .. } => "batch_norm".into(),
+            NormOp::BatchNormEval { .. } => "batch_norm (eval)".into(),
+            NormOp::LayerNorm { ndim, .. } => format!("layer_norm over {ndim} dims"),
+            NormOp::GroupNorm { groups, .. } => format!("group_norm {groups} groups"),
+        }
+    }
+
+    fn backward(
+        &self,
+        value: Values<'_>,
+        _out: &Tensor,
+        g: &Tensor,
+    ) -> Result<Vec<(usize, Tensor)>> {
+        let weight_of = |w: &Option<usize>| w.map(value);
+        let ((dx, dw, db), x, weight, bias) = match self {
+            NormOp::BatchNorm {
+                x,
+                weight,
+                bias,
+                save_mean,
+                save_invstd,
+            } => (
+                batch_norm_backward(g, value(*x), weight_of(weight), save_mean, save_invstd)?,
+                x,
+                weight,
+                bias,
+            ),
+            NormOp::BatchNormEval {
+                x,
+                weight,
+                bias,
+                running_mean,
+                running_var,
+                eps,
+            } => (
+                batch_norm_eval_backward(
+                    g,
+                    value(*x),
+                    weight_of(weight),
+                    running_mean,
+                    running_var,
+                    *eps,
+                )?,
+                x,
+                weight,
+                bias,
+            ),
+            NormOp::LayerNorm {
+                x,
+                weight,
+                bias,
+                ndim,
+                mean,
+                invstd,
+            } => (
+                layer_norm_backward(g, value(*x), *ndim, weight_of(weight), mean, invstd)?,
+                x,
+                weight,
+                bias,
+            ),
+            NormOp::GroupNorm {
+                x,
+                weight,
+                bias,
+                groups,
+                mean,
+                invstd,
+            } => (
+                group_norm_backward(g, value(*x), *groups, weight_of(weight), mean, invstd)?,
+                x,
+                weight,
+                bias,
+            ),
+        };
+        let mut grads = vec![(*x, dx)];
+        grads.extend(weight.map(|w| (w, dw)));
+        grads.extend(bias.map(|b| (b, db)));
+        Ok(grads)
+    }
+}
