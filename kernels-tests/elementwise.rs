@@ -1,6 +1,6 @@
 //! Unary and binary elementwise ops against f64 references.
 
-use liandan::ops::elementwise::{BinaryOp, UnaryOp, binary, unary};
+use liandan::ops::elementwise::{BinaryOp, UnaryOp, binary, leaky_relu_grad, unary};
 use liandan::{Error, Rng, Tensor};
 
 use crate::common::*;
@@ -165,7 +165,8 @@ fn apply(op: BinaryOp, a: f64, b: f64) -> f64 {
 
 #[test]
 fn activation_gradients_match_finite_differences() {
-    let cases: [(BinaryOp, UnaryOp); 6] = [
+    let cases: [(BinaryOp, UnaryOp); 7] = [
+        (BinaryOp::TanhGrad, UnaryOp::Tanh),
         (BinaryOp::ReluGrad, UnaryOp::Relu),
         (BinaryOp::Relu6Grad, UnaryOp::Relu6),
         (BinaryOp::SigmoidGrad, UnaryOp::Sigmoid),
@@ -220,7 +221,7 @@ fn check_binary(rng: &mut Rng, op: BinaryOp, sa: &[usize], sb: &[usize], out: &[
     assert_close(&format!("{op:?} {sa:?} with {sb:?}"), &got, &want, 1e-5);
 }
 
-const BINARY_OPS: [BinaryOp; 10] = [
+const BINARY_OPS: [BinaryOp; 11] = [
     BinaryOp::Add,
     BinaryOp::Sub,
     BinaryOp::Mul,
@@ -231,6 +232,7 @@ const BINARY_OPS: [BinaryOp; 10] = [
     BinaryOp::HardSigmoidGrad,
     BinaryOp::HardSwishGrad,
     BinaryOp::SiluGrad,
+    BinaryOp::TanhGrad,
 ];
 
 #[test]
@@ -389,4 +391,47 @@ fn nan_and_infinities_follow_pytorch() {
             .all(|(g, w)| g.is_nan() && w.is_nan() || *g == w);
         assert!(same, "{op:?}: {got:?}, PyTorch gives {want:?}");
     }
+}
+
+#[test]
+fn leaky_relu_and_its_gradient_match_reference() {
+    // PyTorch: x where x > 0, slope · x elsewhere; the gradient takes the slope at 0.
+    let mut rng = Rng::new(15);
+    for slope in [0.2f32, 0.01, 1.5, 0.0] {
+        let shape = random_shape(&mut rng, 3, 20_000);
+        let (x, xs) = random_tensor(&mut rng, &shape, -4.0, 4.0);
+        let slope64 = f64::from(slope);
+        let leaky = |v: f64| if v > 0.0 { v } else { slope64 * v };
+        let got = x.leaky_relu(slope).unwrap().to_vec().unwrap();
+        let want: Vec<f64> = xs.iter().map(|&v| leaky(v)).collect();
+        assert_close(&format!("leaky_relu {slope}"), &got, &want, 1e-6);
+        let (g, gs) = random_tensor(&mut rng, &shape, -1.0, 1.0);
+        let got = leaky_relu_grad(&g, &x, slope).unwrap().to_vec().unwrap();
+        let want: Vec<f64> = gs
+            .iter()
+            .zip(&xs)
+            .map(|(g, &v)| if v > 0.0 { *g } else { g * slope64 })
+            .collect();
+        assert_close(&format!("leaky_relu_grad {slope}"), &got, &want, 1e-6);
+        // The gradient against finite differences, away from the kink.
+        for v in [-2.5, -0.3, 0.4, 3.1] {
+            let h = 1e-6;
+            let fd = (leaky(v + h) - leaky(v - h)) / (2.0 * h);
+            let at = Tensor::from_vec(device(), vec![v as f32], &[1]).unwrap();
+            let one = Tensor::ones(device(), &[1]).unwrap();
+            let grad = leaky_relu_grad(&one, &at, slope)
+                .unwrap()
+                .to_scalar()
+                .unwrap();
+            assert!((f64::from(grad) - fd).abs() < 1e-6, "{slope} at {v}");
+        }
+    }
+    let x = Tensor::from_vec(device(), vec![f32::NAN, -1.0], &[2]).unwrap();
+    let y = x.leaky_relu(0.1).unwrap().to_vec().unwrap();
+    assert!(y[0].is_nan() && y[1] == -0.1);
+    assert!(matches!(
+        x.leaky_relu(f32::NAN),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(leaky_relu_grad(&x, &x, f32::INFINITY).is_err());
 }

@@ -25,4 +25,5 @@ mod reduce;
 mod runtime;
 mod shaders;
 mod softmax;
+mod tape_ops;
 mod training;
