@@ -137,3 +137,16 @@ pub fn unravel(mut i: usize, shape: &[usize]) -> Vec<usize> {
     }
     idx
 }
+
+/// A device whose storage bindings hold only 64 KiB (16,384 floats): tensors past that
+/// are split into windows by every op that supports them, on small shapes.
+pub fn small_binding_device() -> &'static Device {
+    static DEVICE: OnceLock<Device> = OnceLock::new();
+    DEVICE.get_or_init(|| {
+        let device = liandan::gpu::DeviceBuilder::from_env()
+            .and_then(|b| b.max_binding_bytes(1 << 16).build())
+            .unwrap_or_else(|e| panic!("kernel tests need an adapter: {e}"));
+        device.set_poison(Some(f32::NAN));
+        device
+    })
+}

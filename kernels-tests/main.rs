@@ -27,3 +27,6 @@ mod shaders;
 mod softmax;
 mod tape_ops;
 mod training;
+mod windows;
+mod zoo;
+mod zoo_run;

@@ -21,7 +21,8 @@ pub enum Error {
         what: String,
         /// Its size in bytes.
         bytes: u64,
-        /// The adapter's `max_storage_buffer_binding_size`.
+        /// The adapter's limit it passes: `max_buffer_size` for a tensor,
+        /// `max_storage_buffer_binding_size` for what one kernel binds.
         limit: u64,
     },
 }
@@ -39,8 +40,8 @@ impl fmt::Display for Error {
             Error::Internal(msg) => write!(f, "internal error (a liandan bug): {msg}"),
             Error::TooLarge { what, bytes, limit } => write!(
                 f,
-                "{what} needs {bytes} bytes, more than this adapter's largest storage binding \
-                 ({limit} bytes); split the work into smaller tensors"
+                "{what} needs {bytes} bytes, past this adapter's limit of {limit} bytes; \
+                 split the work into smaller tensors"
             ),
         }
     }

@@ -40,8 +40,29 @@ impl Rng {
 
     /// Standard normal (Box–Muller).
     pub fn normal(&mut self) -> f64 {
+        self.normal_pair().0
+    }
+
+    /// Two independent standard normals from one Box–Muller step: half the logarithms
+    /// and square roots of two [`Rng::normal`] calls, for filling large tensors (a VGG's
+    /// 138M initial weights).
+    pub fn normal_pair(&mut self) -> (f64, f64) {
         let u1 = 1.0 - self.uniform(); // in (0, 1], so ln is finite
         let u2 = self.uniform();
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+        let r = (-2.0 * u1.ln()).sqrt();
+        let (sin, cos) = (std::f64::consts::TAU * u2).sin_cos();
+        (r * cos, r * sin)
+    }
+
+    /// `n` normals of `mean` and `std`, drawn in pairs.
+    pub fn normals(&mut self, n: usize, mean: f64, std: f64) -> Vec<f32> {
+        let mut values = Vec::with_capacity(n + 1);
+        while values.len() < n {
+            let (a, b) = self.normal_pair();
+            values.push((mean + std * a) as f32);
+            values.push((mean + std * b) as f32);
+        }
+        values.truncate(n);
+        values
     }
 }

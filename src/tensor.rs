@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::error::{Error, Result, arg_err, shape_err};
-use crate::gpu::{Device, PooledBuffer};
+use crate::gpu::{Binding, Device, PooledBuffer};
 use crate::rng::Rng;
 
 /// An f32 tensor on a [`Device`]. Cloning is cheap and shares the storage; ops never
@@ -13,6 +13,9 @@ use crate::rng::Rng;
 pub struct Tensor {
     device: Device,
     storage: Arc<PooledBuffer>,
+    /// Where the tensor starts in `storage`, in elements: 0, except for the windows ops
+    /// take of tensors larger than one binding ([`Tensor::window`]).
+    offset: usize,
     shape: Vec<usize>,
 }
 
@@ -31,11 +34,11 @@ fn count(shape: &[usize]) -> Result<usize> {
         .ok_or_else(|| Error::InvalidArgument(format!("shape {shape:?} has too many elements")))
 }
 
-/// Elements in a tensor of `shape` after checking that it fits one storage binding, so
-/// nothing of its size is allocated on the CPU first.
+/// Elements in a tensor of `shape` after checking that it fits one buffer, so nothing of
+/// its size is allocated on the CPU first.
 pub(crate) fn checked_count(device: &Device, shape: &[usize]) -> Result<usize> {
     let n = count(shape)?;
-    device.check_size(|| format!("tensor {shape:?}"), n as u64 * 4)?;
+    device.check_size(|| format!("tensor {shape:?} (one buffer)"), n as u64 * 4)?;
     Ok(n)
 }
 
@@ -46,6 +49,7 @@ impl Tensor {
         let tensor = Tensor {
             device: device.clone(),
             storage: Arc::new(device.storage(bytes)),
+            offset: 0,
             shape: shape.to_vec(),
         };
         if let Some(value) = device.poison() {
@@ -99,7 +103,7 @@ impl Tensor {
     pub fn randn(device: &Device, shape: &[usize], seed: u64) -> Result<Tensor> {
         let mut rng = Rng::new(seed);
         let n = checked_count(device, shape)?;
-        let data: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
+        let data = rng.normals(n, 0.0, 1.0);
         Tensor::from_vec(device, data, shape)
     }
 
@@ -132,7 +136,11 @@ impl Tensor {
 
     /// Copies the values back to the CPU, in row-major order. Waits for pending work.
     pub fn to_vec(&self) -> Result<Vec<f32>> {
-        let bytes = self.device.read(&self.storage, self.numel() as u64 * 4)?;
+        let bytes = self.device.read(
+            &self.storage,
+            self.offset as u64 * 4,
+            self.numel() as u64 * 4,
+        )?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
 
@@ -160,6 +168,30 @@ impl Tensor {
         Ok(Tensor {
             device: self.device.clone(),
             storage: self.storage.clone(),
+            offset: self.offset,
+            shape: shape.to_vec(),
+        })
+    }
+
+    /// The `shape`d tensor whose elements are this one's from `start` on, sharing its
+    /// storage: a window that lets a kernel bind part of a tensor larger than one binding.
+    /// `start` must keep the window's offset aligned for binding (see
+    /// [`crate::ops::windows`]).
+    pub(crate) fn window(&self, start: usize, shape: &[usize]) -> Result<Tensor> {
+        let n = count(shape)?;
+        let align = self.device.limits().min_storage_buffer_offset_alignment as usize;
+        let offset = self.offset + start;
+        if start + n > self.numel() || !(offset * 4).is_multiple_of(align) {
+            return Err(Error::Internal(format!(
+                "window {shape:?} at element {start} of tensor {:?}: past its end or not \
+                 aligned to {align} bytes",
+                self.shape
+            )));
+        }
+        Ok(Tensor {
+            device: self.device.clone(),
+            storage: self.storage.clone(),
+            offset,
             shape: shape.to_vec(),
         })
     }
@@ -184,8 +216,16 @@ impl Tensor {
         &self.device
     }
 
-    pub(crate) fn buffer(&self) -> &PooledBuffer {
-        &self.storage
+    /// The binding of this tensor's elements: from its offset, rounded up to 16 bytes
+    /// (kernels read some operands as vec4s) within the buffer.
+    pub(crate) fn buffer(&self) -> Binding<'_> {
+        let offset = self.offset as u64 * 4;
+        let bytes = (self.numel() as u64 * 4).max(4).next_multiple_of(16);
+        Binding {
+            buffer: &self.storage,
+            offset,
+            size: bytes.min(self.storage.size() - offset),
+        }
     }
 
     /// An error unless `other` lives on the same device.

@@ -76,13 +76,26 @@ pub struct AdapterSummary {
     pub subgroup_sizes: Option<(u32, u32)>,
 }
 
+/// A window of a buffer bound to one storage binding of a kernel: `size` bytes from
+/// `offset`. A window never passes the device's binding limit (the launch is refused),
+/// and its offset is a multiple of the storage offset alignment.
+#[derive(Clone, Copy)]
+pub(crate) struct Binding<'a> {
+    pub(crate) buffer: &'a PooledBuffer,
+    pub(crate) offset: u64,
+    pub(crate) size: u64,
+}
+
 /// The device limits liandan requests and plans its launches with.
 #[derive(Clone, Copy, Debug)]
 pub struct DeviceLimits {
-    /// Largest storage buffer binding, in bytes: the largest tensor.
+    /// Largest storage buffer binding, in bytes: the most one kernel sees of a tensor at
+    /// once. Ops split larger tensors into windows of at most this size.
     pub max_storage_buffer_binding_size: u64,
-    /// Largest buffer, in bytes.
+    /// Largest buffer, in bytes: the largest tensor.
     pub max_buffer_size: u64,
+    /// Storage windows start at multiples of this many bytes.
+    pub min_storage_buffer_offset_alignment: u32,
     /// Workgroups per grid dimension in one dispatch.
     pub max_compute_workgroups_per_dimension: u32,
     /// Invocations in one workgroup.
@@ -98,6 +111,7 @@ pub struct DeviceLimits {
 pub struct DeviceBuilder {
     backend: BackendChoice,
     adapter_name: Option<String>,
+    max_binding_bytes: Option<u64>,
 }
 
 impl Default for DeviceBuilder {
@@ -105,6 +119,7 @@ impl Default for DeviceBuilder {
         Self {
             backend: BackendChoice::Auto,
             adapter_name: None,
+            max_binding_bytes: None,
         }
     }
 }
@@ -123,6 +138,7 @@ impl DeviceBuilder {
         Ok(Self {
             backend,
             adapter_name,
+            max_binding_bytes: None,
         })
     }
 
@@ -138,7 +154,17 @@ impl DeviceBuilder {
         self
     }
 
-    /// Finds the adapter and creates the device with the adapter's own limits.
+    /// Caps the storage binding size below the adapter's own (rounded down to a multiple
+    /// of 256 bytes, at least 64 KiB): the engine then runs as on an adapter with that
+    /// limit, splitting larger tensors. For tests and for checking a model will run on
+    /// smaller adapters (WebGPU's default is 128 MiB).
+    pub fn max_binding_bytes(mut self, bytes: u64) -> Self {
+        self.max_binding_bytes = Some((bytes / 256 * 256).max(1 << 16));
+        self
+    }
+
+    /// Finds the adapter and creates the device with the adapter's own limits (the
+    /// binding size capped by [`DeviceBuilder::max_binding_bytes`]).
     pub fn build(self) -> Result<Device> {
         // GL only when asked for or when nothing else exists: probing it is slow and noisy.
         let wanted = self.backend.backends();
@@ -171,7 +197,7 @@ impl DeviceBuilder {
                     names.join(", ")
                 ))
             })?;
-        Device::from_adapter(adapter)
+        Device::from_adapter(adapter, self.max_binding_bytes)
     }
 }
 
@@ -245,10 +271,14 @@ impl Device {
         DeviceBuilder::default()
     }
 
-    fn from_adapter(adapter: wgpu::Adapter) -> Result<Self> {
+    fn from_adapter(adapter: wgpu::Adapter, max_binding_bytes: Option<u64>) -> Result<Self> {
         let info = adapter.get_info();
         let features = adapter.features() & wgpu::Features::SUBGROUP;
-        let limits = adapter.limits();
+        let mut limits = adapter.limits();
+        if let Some(cap) = max_binding_bytes {
+            limits.max_storage_buffer_binding_size =
+                limits.max_storage_buffer_binding_size.min(cap);
+        }
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("liandan"),
             required_features: features,
@@ -318,6 +348,7 @@ impl Device {
         DeviceLimits {
             max_storage_buffer_binding_size: l.max_storage_buffer_binding_size,
             max_buffer_size: l.max_buffer_size,
+            min_storage_buffer_offset_alignment: l.min_storage_buffer_offset_alignment,
             max_compute_workgroups_per_dimension: l.max_compute_workgroups_per_dimension,
             max_compute_invocations_per_workgroup: l.max_compute_invocations_per_workgroup,
             max_compute_workgroup_storage_size: l.max_compute_workgroup_storage_size,
@@ -411,19 +442,48 @@ impl Device {
         }
     }
 
-    /// Checks that a tensor of `bytes` fits one storage binding.
+    /// Checks that a tensor of `bytes` fits one buffer.
     pub(crate) fn check_size(&self, what: impl FnOnce() -> String, bytes: u64) -> Result<()> {
-        let limit = self
-            .inner
-            .limits
-            .max_storage_buffer_binding_size
-            .min(self.inner.limits.max_buffer_size);
+        let limit = self.inner.limits.max_buffer_size;
         if bytes > limit {
             return Err(Error::TooLarge {
                 what: what(),
                 bytes,
                 limit,
             });
+        }
+        Ok(())
+    }
+
+    /// Refuses windows past the binding limit or off the offset alignment: an op that
+    /// lets one through has not split its tensors, and wgpu would otherwise fail on
+    /// validation instead of returning an `Err`.
+    fn check_bindings(&self, kernel: &Kernel, entry: &str, buffers: &[Binding]) -> Result<()> {
+        let limits = &self.inner.limits;
+        let align = u64::from(limits.min_storage_buffer_offset_alignment);
+        for (i, b) in buffers.iter().enumerate() {
+            if b.size > limits.max_storage_buffer_binding_size {
+                return Err(Error::TooLarge {
+                    what: format!(
+                        "operand {i} of {}:{entry} (one storage binding; this op does not \
+                         split its tensors into windows)",
+                        kernel.name
+                    ),
+                    bytes: b.size,
+                    limit: limits.max_storage_buffer_binding_size,
+                });
+            }
+            if b.size == 0 || !b.offset.is_multiple_of(align) || b.offset + b.size > b.buffer.size()
+            {
+                return Err(Error::Internal(format!(
+                    "{}:{entry}: operand {i} window {}+{} of a {}-byte buffer is empty, \
+                     past its end or not aligned to {align}",
+                    kernel.name,
+                    b.offset,
+                    b.size,
+                    b.buffer.size()
+                )));
+            }
         }
         Ok(())
     }
@@ -447,8 +507,8 @@ impl Device {
         self.inner.queue.write_buffer(buffer.raw(), 0, data);
     }
 
-    /// Reads the first `bytes` bytes of `buffer` once all recorded work has run.
-    pub(crate) fn read(&self, buffer: &PooledBuffer, bytes: u64) -> Result<Vec<u8>> {
+    /// Reads `bytes` bytes of `buffer` from `offset` once all recorded work has run.
+    pub(crate) fn read(&self, buffer: &PooledBuffer, offset: u64, bytes: u64) -> Result<Vec<u8>> {
         if bytes == 0 {
             return Ok(Vec::new());
         }
@@ -457,7 +517,7 @@ impl Device {
             let mut batch = self.inner.batch.lock().unwrap();
             batch
                 .encoder_for_copy(&self.inner.device)
-                .copy_buffer_to_buffer(buffer.raw(), 0, staging.raw(), 0, bytes);
+                .copy_buffer_to_buffer(buffer.raw(), offset, staging.raw(), 0, bytes);
             batch.submit(&self.inner.queue, &self.inner.params_buffer);
         }
         let slice = staging.raw().slice(..bytes);
@@ -495,10 +555,11 @@ impl Device {
         kernel: &Kernel,
         entry: &'static str,
         overrides: &[(&'static str, f64)],
-        buffers: &[&PooledBuffer],
+        buffers: &[Binding],
         params: &[u32],
         launch: Launch,
     ) -> Result<()> {
+        self.check_bindings(kernel, entry, buffers)?;
         let budget = self.loop_budget();
         if launch.trips > budget {
             return Err(Error::Internal(format!(
@@ -535,7 +596,11 @@ impl Device {
             .enumerate()
             .map(|(i, b)| wgpu::BindGroupEntry {
                 binding: i as u32,
-                resource: b.raw().as_entire_binding(),
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: b.buffer.raw(),
+                    offset: b.offset,
+                    size: std::num::NonZeroU64::new(b.size),
+                }),
             })
             .collect();
         if !param_bytes.is_empty() {

@@ -15,5 +15,6 @@ pub use grid::{Grid, Launch};
 pub use kernel::{COMMON_WGSL, Kernel, full_source, is_prelude};
 pub use pool::PoolStats;
 
+pub(crate) use device::Binding;
 pub(crate) use kernel::kernel;
 pub(crate) use pool::PooledBuffer;

@@ -138,6 +138,11 @@ impl PooledBuffer {
     pub(crate) fn raw(&self) -> &wgpu::Buffer {
         self.buffer.as_ref().expect("buffer present until drop")
     }
+
+    /// The buffer's size in bytes (its size class: at least what was asked for).
+    pub(crate) fn size(&self) -> u64 {
+        self.class
+    }
 }
 
 impl PooledBuffer {

@@ -135,31 +135,82 @@ pub fn save_checkpoint(
     for (key, value) in optimizer.map(|o| o.state_meta()).unwrap_or_default() {
         header.insert(format!("{OPTIMIZER_PREFIX}{key}"), value);
     }
-    // Little-endian bytes whatever the host, as the format requires.
-    let mut data: Vec<(String, Vec<usize>, Vec<u8>, Dtype)> = Vec::with_capacity(named.len());
+    let mut data = Vec::with_capacity(named.len());
     for (name, tensor, dtype) in named {
-        let values = tensor.to_vec()?;
-        let bytes: Vec<u8> = match dtype {
-            Dtype::I64 => values
-                .iter()
-                .flat_map(|v| (v.round() as i64).to_le_bytes())
-                .collect(),
-            _ => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        };
+        let bytes = file_bytes(tensor, dtype)?;
         header.insert(format!("{CHECKSUM_PREFIX}{name}"), checksum(&bytes));
         data.push((name, tensor.shape().to_vec(), bytes, dtype));
     }
     header.insert(META_CHECKSUM.into(), meta_checksum(&header));
+    write_safetensors(path, &data, Some(header))
+}
+
+/// One tensor as saved: name, shape, bytes, dtype.
+type Saved = (String, Vec<usize>, Vec<u8>, Dtype);
+
+/// A tensor's values as the file holds them: little-endian whatever the host, as the
+/// format requires; counters as I64.
+fn file_bytes(tensor: &Tensor, dtype: Dtype) -> Result<Vec<u8>> {
+    let values = tensor.to_vec()?;
+    Ok(match dtype {
+        Dtype::I64 => values
+            .iter()
+            .flat_map(|v| (v.round() as i64).to_le_bytes())
+            .collect(),
+        _ => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+    })
+}
+
+fn write_safetensors(
+    path: &Path,
+    data: &[Saved],
+    header: Option<BTreeMap<String, String>>,
+) -> Result<()> {
     let mut views = Vec::with_capacity(data.len());
-    for (name, shape, bytes, dtype) in &data {
+    for (name, shape, bytes, dtype) in data {
         let view = TensorView::new(*dtype, shape.clone(), bytes)
             .map_err(|e| file_err(path, format!("tensor {name:?}: {e}")))?;
         views.push((name.as_str(), view));
     }
-    let header: HashMap<String, String> = header.into_iter().collect();
-    let bytes = safetensors::serialize(views, Some(header))
+    let header = header.map(|h| h.into_iter().collect::<HashMap<String, String>>());
+    let bytes = safetensors::serialize(views, header)
         .map_err(|e| file_err(path, format!("cannot serialize: {e}")))?;
     write_atomically(path, &bytes)
+}
+
+/// Writes the store's parameters and buffers as PyTorch's
+/// `safetensors.torch.save_file(model.state_dict(), path)` would: the tensors under their
+/// `state_dict` keys (F32; counters such as `num_batches_tracked` I64), nothing else in
+/// the header. For weights to hand to PyTorch; [`save_checkpoint`] adds checksums and
+/// the training state. Written atomically, as checkpoints are.
+pub fn save_state_dict(path: impl AsRef<Path>, store: &ParamStore) -> Result<()> {
+    let path = path.as_ref();
+    let mut data = Vec::with_capacity(store.len());
+    for (name, tensor, kind) in store.iter_all() {
+        let dtype = match kind {
+            ParamKind::Counter => Dtype::I64,
+            _ => Dtype::F32,
+        };
+        data.push((
+            name.to_string(),
+            tensor.shape().to_vec(),
+            file_bytes(tensor, dtype)?,
+            dtype,
+        ));
+    }
+    write_safetensors(path, &data, None)
+}
+
+/// Loads a `state_dict` file (torchvision's weights saved with safetensors, or one
+/// [`save_state_dict`] or [`save_checkpoint`] wrote) into `store`: every name and shape
+/// must match the model, or nothing changes and the `Err` lists what is missing,
+/// unexpected or mis-shaped.
+pub fn load_state_dict(
+    path: impl AsRef<Path>,
+    store: &mut ParamStore,
+    device: &Device,
+) -> Result<()> {
+    apply_checkpoint(&load_checkpoint(path)?, store, device, None)
 }
 
 /// `<path>.tmp`, beside `path` (the rename must not cross file systems).

@@ -2,4 +2,7 @@
 
 pub mod checkpoint;
 
-pub use checkpoint::{Checkpoint, apply_checkpoint, load_checkpoint, save_checkpoint};
+pub use checkpoint::{
+    Checkpoint, apply_checkpoint, load_checkpoint, load_state_dict, save_checkpoint,
+    save_state_dict,
+};

@@ -1,9 +1,30 @@
 //! Classic architectures assembled from `crate::nn` layers, each file reading like its
 //! paper's table, with torchvision's parameter names.
 
+pub mod alexnet;
+pub mod densenet;
+pub mod googlenet;
+pub mod inception_resnet_v2;
+pub mod inception_v3;
+pub mod inception_v4;
+pub mod lenet;
 pub mod mobilenet_v2;
+pub mod resnet;
+pub mod vgg;
+pub mod xception;
+pub mod zoo;
 
+pub use alexnet::AlexNet;
+pub use densenet::{DenseNet, DenseNetConfig};
+pub use googlenet::{GoogLeNet, GoogLeNetConfig};
+pub use inception_resnet_v2::InceptionResNetV2;
+pub use inception_v3::{InceptionV3, InceptionV3Config};
+pub use inception_v4::InceptionV4;
+pub use lenet::LeNet5;
 pub use mobilenet_v2::{MobileNetV2, MobileNetV2Config};
+pub use resnet::{Block, ResNet, ResNetConfig};
+pub use vgg::Vgg;
+pub use xception::Xception;
 
 /// torchvision's `_make_divisible`: the nearest multiple of `divisor` not below 90% of `v`
 /// (channel counts under a width multiplier).

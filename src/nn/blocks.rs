@@ -71,3 +71,18 @@ impl Module for SqueezeExcite {
         ctx.tape.mul(x, &s)
     }
 }
+
+/// Parallel branches on one input, their outputs concatenated along the channels: the
+/// shape of every Inception module.
+pub struct Concat(pub Vec<Box<dyn Module>>);
+
+impl Module for Concat {
+    fn forward(&self, ctx: &mut Ctx, x: &Var) -> Result<Var> {
+        let outs = self
+            .0
+            .iter()
+            .map(|branch| branch.forward(ctx, x))
+            .collect::<Result<Vec<_>>>()?;
+        ctx.tape.concat(&outs.iter().collect::<Vec<_>>(), 1)
+    }
+}

@@ -71,9 +71,7 @@ impl Init {
     pub fn values(&self, shape: &[usize], n: usize, rng: &mut Rng) -> Result<Vec<f32>> {
         let (fan_in, fan_out) = fans(shape);
         let fill = |v: f32| Ok(vec![v; n]);
-        let normal = |rng: &mut Rng, mean: f64, std: f64| -> Vec<f32> {
-            (0..n).map(|_| (mean + std * rng.normal()) as f32).collect()
-        };
+        let normal = |rng: &mut Rng, mean: f64, std: f64| rng.normals(n, mean, std);
         let uniform = |rng: &mut Rng, lo: f64, hi: f64| -> Vec<f32> {
             (0..n).map(|_| rng.uniform_in(lo, hi) as f32).collect()
         };

@@ -18,7 +18,7 @@ pub mod scope;
 pub mod sequential;
 
 pub use activation::Activation;
-pub use blocks::{SqueezeExcite, conv_norm_act};
+pub use blocks::{Concat, SqueezeExcite, conv_norm_act};
 pub use context::Ctx;
 pub use conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 pub use init::{Fan, Init};
@@ -27,5 +27,5 @@ pub use module::Module;
 pub use norm::{BatchNorm2d, BatchNorm2dConfig};
 pub use params::{ParamKind, ParamStore};
 pub use pool::{AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d};
-pub use scope::{Scope, build};
+pub use scope::{Scope, TensorSpec, build, specs};
 pub use sequential::{Layers, Sequential};

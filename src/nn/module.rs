@@ -10,4 +10,11 @@ use crate::nn::Ctx;
 pub trait Module {
     /// The output for input `x`, recorded on `ctx.tape` (for a model: the logits).
     fn forward(&self, ctx: &mut Ctx, x: &Var) -> Result<Var>;
+
+    /// The main output and any auxiliary ones: GoogLeNet's and Inception v3's auxiliary
+    /// classifiers give theirs in training (a loss adds them, weighted); by default there
+    /// are none.
+    fn forward_aux(&self, ctx: &mut Ctx, x: &Var) -> Result<(Var, Vec<Var>)> {
+        Ok((self.forward(ctx, x)?, Vec::new()))
+    }
 }

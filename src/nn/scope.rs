@@ -10,17 +10,38 @@ use std::fmt::Display;
 
 use super::init::Init;
 use super::params::{ParamKind, ParamStore};
-use crate::error::Result;
+use crate::error::{Result, arg_err};
 use crate::gpu::Device;
 use crate::rng::Rng;
 use crate::tensor::{Tensor, checked_count};
 
+/// Where a scope's tensors go.
+enum Target<'a> {
+    /// Made on a device and put in a store.
+    Store {
+        store: &'a mut ParamStore,
+        device: &'a Device,
+        rng: &'a mut Rng,
+    },
+    /// Only listed: names, shapes and kinds, nothing allocated (see [`specs`]).
+    Specs(&'a mut Vec<TensorSpec>),
+}
+
+/// A tensor a model registers: its name, shape and kind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TensorSpec {
+    /// The dotted name.
+    pub name: String,
+    /// The shape.
+    pub shape: Vec<usize>,
+    /// Parameter, buffer or counter.
+    pub kind: ParamKind,
+}
+
 /// A place in a model under construction. Sub-scopes borrow their parent, so a module
 /// builds its children one after another.
 pub struct Scope<'a> {
-    store: &'a mut ParamStore,
-    device: &'a Device,
-    rng: &'a mut Rng,
+    target: Target<'a>,
     path: String,
 }
 
@@ -29,9 +50,7 @@ impl<'a> Scope<'a> {
     /// `rng`.
     pub fn new(store: &'a mut ParamStore, device: &'a Device, rng: &'a mut Rng) -> Scope<'a> {
         Scope {
-            store,
-            device,
-            rng,
+            target: Target::Store { store, device, rng },
             path: String::new(),
         }
     }
@@ -43,12 +62,11 @@ impl<'a> Scope<'a> {
         } else {
             format!("{}.{name}", self.path)
         };
-        Scope {
-            store: &mut *self.store,
-            device: self.device,
-            rng: &mut *self.rng,
-            path,
-        }
+        let target = match &mut self.target {
+            Target::Store { store, device, rng } => Target::Store { store, device, rng },
+            Target::Specs(specs) => Target::Specs(specs),
+        };
+        Scope { target, path }
     }
 
     /// The dotted path of this scope (empty at the root).
@@ -63,16 +81,6 @@ impl<'a> Scope<'a> {
         } else {
             format!("{}.{leaf}", self.path)
         }
-    }
-
-    /// The device the tensors live on.
-    pub fn device(&self) -> &Device {
-        self.device
-    }
-
-    /// The random stream that initializes the tensors.
-    pub fn rng(&mut self) -> &mut Rng {
-        self.rng
     }
 
     /// Registers the trained parameter `leaf` of `shape`, initialized by `init`; returns
@@ -100,12 +108,38 @@ impl<'a> Scope<'a> {
         kind: ParamKind,
     ) -> Result<String> {
         let name = self.name(leaf);
-        let n = checked_count(self.device, shape)?;
-        let values = init.values(shape, n, self.rng)?;
-        let tensor = Tensor::from_vec(self.device, values, shape)?;
-        self.store.insert(name.clone(), tensor, kind)?;
+        match &mut self.target {
+            Target::Store { store, device, rng } => {
+                let n = checked_count(device, shape)?;
+                let values = init.values(shape, n, rng)?;
+                let tensor = Tensor::from_vec(device, values, shape)?;
+                store.insert(name.clone(), tensor, kind)?;
+            }
+            Target::Specs(specs) => {
+                if specs.iter().any(|s| s.name == name) {
+                    return arg_err!("the name {name:?} is already registered");
+                }
+                specs.push(TensorSpec {
+                    name: name.clone(),
+                    shape: shape.to_vec(),
+                    kind,
+                });
+            }
+        }
         Ok(name)
     }
+}
+
+/// What `build` would register, without making a tensor: every name, shape and kind, in
+/// registration order. Fast and free of any device (counting parameters, comparing a
+/// model's names with a `state_dict`'s).
+pub fn specs<M>(build: impl FnOnce(&mut Scope) -> Result<M>) -> Result<(M, Vec<TensorSpec>)> {
+    let mut specs = Vec::new();
+    let model = build(&mut Scope {
+        target: Target::Specs(&mut specs),
+        path: String::new(),
+    })?;
+    Ok((model, specs))
 }
 
 /// Builds a model with `build` in a fresh store on `device`, its tensors initialized from

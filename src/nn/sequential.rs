@@ -29,6 +29,18 @@ impl Layers<'_, '_> {
         Ok(self)
     }
 
+    /// Adds the child that `build` makes in the scope `name` instead of the next index
+    /// (PyTorch's `Sequential(OrderedDict(...))`, as DenseNet names its children).
+    pub fn add_named<M: Module + 'static>(
+        &mut self,
+        name: &str,
+        build: impl FnOnce(&mut Scope) -> Result<M>,
+    ) -> Result<&mut Self> {
+        let child = build(&mut self.scope.pp(name))?;
+        self.children.push(Box::new(child));
+        Ok(self)
+    }
+
     /// Adds a child without tensors; it takes the next index.
     pub fn add_plain<M: Module + 'static>(&mut self, child: M) -> &mut Self {
         self.children.push(Box::new(child));

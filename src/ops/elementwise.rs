@@ -2,6 +2,7 @@
 //! broadcasting. Kernels: `shaders/fill.wgsl`, `shaders/unary.wgsl`, `shaders/binary.wgsl`.
 
 use super::layout::{broadcast_shape, broadcast_strides, merge_dims, pack_dims};
+use super::windows::for_each_window;
 use crate::error::{Result, arg_err};
 use crate::gpu::{Grid, Kernel, kernel};
 use crate::tensor::Tensor;
@@ -90,28 +91,32 @@ const LEAKY_RELU_GRAD_OP: u32 = 11;
 /// Writes `value` to every element of `t` (records the fill; `t` is otherwise unchanged
 /// storage, so this is for freshly made tensors and for poisoning outputs in tests).
 pub fn fill(t: &Tensor, value: f32) -> Result<()> {
-    let n = t.numel() as u64;
-    t.device().dispatch(
-        &FILL,
-        "main",
-        &[],
-        &[t.buffer()],
-        &[n as u32, value.to_bits()],
-        Grid::for_items(n, WG).trips(0),
-    )
+    for_each_window(&[t], |w| {
+        let n = w[0].numel() as u64;
+        t.device().dispatch(
+            &FILL,
+            "main",
+            &[],
+            &[w[0].buffer()],
+            &[n as u32, value.to_bits()],
+            Grid::for_items(n, WG).trips(0),
+        )
+    })
 }
 
 fn unary_kernel(x: &Tensor, op: f64, alpha: f32, beta: f32) -> Result<Tensor> {
     let y = x.uninit_like(x.shape())?;
-    let n = x.numel() as u64;
-    x.device().dispatch(
-        &UNARY,
-        "main",
-        &[("OP", op)],
-        &[x.buffer(), y.buffer()],
-        &[n as u32, alpha.to_bits(), beta.to_bits()],
-        Grid::for_items(n, WG).trips(0),
-    )?;
+    for_each_window(&[x, &y], |w| {
+        let n = w[0].numel() as u64;
+        x.device().dispatch(
+            &UNARY,
+            "main",
+            &[("OP", op)],
+            &[w[0].buffer(), w[1].buffer()],
+            &[n as u32, alpha.to_bits(), beta.to_bits()],
+            Grid::for_items(n, WG).trips(0),
+        )
+    })?;
     Ok(y)
 }
 
@@ -140,13 +145,35 @@ fn binary_kernel(a: &Tensor, b: &Tensor, (op, name): (u32, &str), alpha: f32) ->
     a.check_same_device(b, name)?;
     let out_shape = broadcast_shape(name, a.shape(), b.shape())?;
     let out = a.uninit_like(&out_shape)?;
+    let same = a.shape() == b.shape();
+    if same {
+        // Same shapes: the elements pair up one to one, so large tensors split into
+        // ranges of elements.
+        return for_each_window(&[a, b, &out], |w| {
+            binary_launch(&w[0], &w[1], &w[2], (op, name), alpha)
+        })
+        .map(|()| out);
+    }
+    binary_launch(a, b, &out, (op, name), alpha)?;
+    Ok(out)
+}
+
+/// One launch of the binary kernel writing `out`, the broadcast of `a` and `b`.
+fn binary_launch(
+    a: &Tensor,
+    b: &Tensor,
+    out: &Tensor,
+    (op, name): (u32, &str),
+    alpha: f32,
+) -> Result<()> {
+    let out_shape = out.shape();
     let n = out.numel() as u64;
     let same = a.shape() == b.shape();
     let (mut shape, mut strides) = merge_dims(
-        &out_shape,
+        out_shape,
         &[
-            broadcast_strides(a.shape(), &out_shape),
-            broadcast_strides(b.shape(), &out_shape),
+            broadcast_strides(a.shape(), out_shape),
+            broadcast_strides(b.shape(), out_shape),
         ],
     );
     if shape.is_empty() {
@@ -173,8 +200,7 @@ fn binary_kernel(a: &Tensor, b: &Tensor, (op, name): (u32, &str), alpha: f32) ->
         // dimension) at worst.
         Grid::for_items(n, WG * per_invocation)
             .trips(per_invocation * (1 + shape.len() as u64) + shape.len() as u64),
-    )?;
-    Ok(out)
+    )
 }
 
 /// Elementwise ops as methods. Binary ones broadcast; every shape mismatch is an `Err`.

@@ -8,6 +8,7 @@
 //! place; any other is first packed (transposed and zero-padded) into a temporary, which
 //! costs O((M + N)·K) against the product's O(M·N·K).
 
+use super::matmul_windows;
 use super::reduce::{Reduction, reduce_with};
 use super::segments::{Segments, items_within};
 use crate::error::{Error, Result, arg_err, shape_err};
@@ -113,7 +114,7 @@ pub(crate) struct Packed {
 }
 
 impl Packed {
-    pub(crate) fn buffer(&self) -> &crate::gpu::PooledBuffer {
+    pub(crate) fn buffer(&self) -> crate::gpu::Binding<'_> {
         self.tensor.buffer()
     }
 }
@@ -374,12 +375,17 @@ pub fn matmul_with(
     let batches: usize = out_batch.iter().product();
     let mut out_shape = out_batch.to_vec();
     out_shape.extend([m, n]);
-    let out = a.uninit_like(&out_shape)?;
-    if out.numel() == 0 {
-        return Ok(out);
+    if batches * m * n == 0 {
+        return a.uninit_like(&out_shape);
     }
     // Resolved before any packing, so an unsupported kernel choice records nothing.
     let which = which.resolve(a.device())?;
+    if count_a == 1 && count_b == 1 && matmul_windows::needs_windows(a, b, (m, n)) {
+        let c =
+            matmul_windows::matmul_in_windows(a, b, (transpose_a, transpose_b), (m, n, k), which)?;
+        return c.reshape(&out_shape);
+    }
+    let out = a.uninit_like(&out_shape)?;
 
     let view_a = MatrixView {
         offset: 0,

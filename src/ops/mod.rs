@@ -8,6 +8,7 @@ pub mod elementwise;
 pub mod linear;
 pub mod loss;
 pub mod matmul;
+mod matmul_windows;
 pub mod norm;
 pub mod pool;
 pub mod reduce;
@@ -15,6 +16,7 @@ pub mod softmax;
 
 mod layout;
 mod segments;
+pub(crate) mod windows;
 
 /// The most dimensions the strided kernels (broadcasting, reductions) index, after
 /// neighbouring dimensions have been merged.

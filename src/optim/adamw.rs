@@ -7,6 +7,7 @@ use super::{Optimizer, WG, check_meta_keys, check_range, check_state_tensor, col
 use crate::error::{Error, Result, arg_err, shape_err};
 use crate::gpu::{Grid, Kernel, kernel};
 use crate::nn::ParamStore;
+use crate::ops::windows::for_each_window;
 use crate::tensor::Tensor;
 
 const ADAMW: Kernel = kernel!("optim_adamw.wgsl");
@@ -137,8 +138,8 @@ impl Optimizer for AdamW {
             let step_size = (lr64 / bias1) as f32;
             let bias2_sqrt = bias2.sqrt() as f32;
             let flags = if t == 1 { FIRST_STEP } else { 0 };
-            let params = [
-                u.param.numel() as u32,
+            let mut params = [
+                0, // the window's element count, set per window
                 flags,
                 decay.to_bits(),
                 c.beta1.to_bits(),
@@ -153,19 +154,23 @@ impl Optimizer for AdamW {
             // On the first step the kernel reads no moments; the gradient fills their
             // slots so the bindings are valid.
             let old = self.moments.get(&u.name);
-            let buffers = [
-                u.param.buffer(),
-                u.grad.buffer(),
-                old.map_or(&u.grad, |m| &m.exp_avg).buffer(),
-                old.map_or(&u.grad, |m| &m.exp_avg_sq).buffer(),
-                new_param.buffer(),
-                new_m.buffer(),
-                new_v.buffer(),
+            let tensors = [
+                &u.param,
+                &u.grad,
+                old.map_or(&u.grad, |m| &m.exp_avg),
+                old.map_or(&u.grad, |m| &m.exp_avg_sq),
+                &new_param,
+                &new_m,
+                &new_v,
             ];
-            let grid = Grid::for_items(u.param.numel() as u64, WG).trips(0);
-            u.param
-                .device()
-                .dispatch(&ADAMW, "main", &[], &buffers, &params, grid)?;
+            for_each_window(&tensors, |w| {
+                let buffers: Vec<_> = w.iter().map(Tensor::buffer).collect();
+                params[0] = w[0].numel() as u32;
+                let grid = Grid::for_items(w[0].numel() as u64, WG).trips(0);
+                u.param
+                    .device()
+                    .dispatch(&ADAMW, "main", &[], &buffers, &params, grid)
+            })?;
             self.moments.insert(
                 u.name.clone(),
                 Moments {

@@ -7,6 +7,7 @@ use super::{Optimizer, WG, check_meta_keys, check_range, check_state_tensor, col
 use crate::error::{Result, arg_err, shape_err};
 use crate::gpu::{Grid, Kernel, kernel};
 use crate::nn::ParamStore;
+use crate::ops::windows::for_each_window;
 use crate::tensor::Tensor;
 
 const SGD: Kernel = kernel!("optim_sgd.wgsl");
@@ -122,12 +123,10 @@ impl Optimizer for Sgd {
         }
         let c = &self.config;
         for u in updates {
-            let n = u.param.numel() as u64;
             let device = u.param.device();
             let new_param = u.param.uninit_like(u.param.shape())?;
-            let grid = Grid::for_items(n, WG).trips(0);
             let mut params = vec![
-                n as u32,
+                0, // the window's element count, set per window
                 0,
                 lr.to_bits(),
                 c.weight_decay.to_bits(),
@@ -135,8 +134,12 @@ impl Optimizer for Sgd {
                 c.dampening.to_bits(),
             ];
             if c.momentum == 0.0 {
-                let buffers = [u.param.buffer(), u.grad.buffer(), new_param.buffer()];
-                device.dispatch(&SGD, "plain", &[], &buffers, &params, grid)?;
+                for_each_window(&[&u.param, &u.grad, &new_param], |w| {
+                    params[0] = w[0].numel() as u32;
+                    let grid = Grid::for_items(w[0].numel() as u64, WG).trips(0);
+                    let buffers = [w[0].buffer(), w[1].buffer(), w[2].buffer()];
+                    device.dispatch(&SGD, "plain", &[], &buffers, &params, grid)
+                })?;
             } else {
                 let new_buf = u.param.uninit_like(u.param.shape())?;
                 // No buffer yet: the kernel copies g and reads nothing from the old-buffer
@@ -160,14 +163,13 @@ impl Optimizer for Sgd {
                 } else {
                     FIRST_STEP
                 } | if c.nesterov { NESTEROV } else { 0 };
-                let buffers = [
-                    u.param.buffer(),
-                    u.grad.buffer(),
-                    new_param.buffer(),
-                    old_buf.buffer(),
-                    new_buf.buffer(),
-                ];
-                device.dispatch(&SGD, "momentum", &[], &buffers, &params, grid)?;
+                let tensors = [&u.param, &u.grad, &new_param, old_buf, &new_buf];
+                for_each_window(&tensors, |w| {
+                    params[0] = w[0].numel() as u32;
+                    let grid = Grid::for_items(w[0].numel() as u64, WG).trips(0);
+                    let buffers: Vec<_> = w.iter().map(Tensor::buffer).collect();
+                    device.dispatch(&SGD, "momentum", &[], &buffers, &params, grid)
+                })?;
                 self.buffers.insert(u.name.clone(), new_buf);
             }
             store.set(&u.name, new_param)?;

@@ -1,0 +1,301 @@
+//! Every architecture by name: what the tools (`model_summary`, `infer`, `train_cifar`)
+//! and the tests build from a string.
+
+use super::{
+    AlexNet, DenseNet, DenseNetConfig, GoogLeNet, GoogLeNetConfig, InceptionResNetV2, InceptionV3,
+    InceptionV3Config, InceptionV4, LeNet5, MobileNetV2, MobileNetV2Config, ResNet, ResNetConfig,
+    Vgg, Xception, vgg,
+};
+use crate::error::{Result, arg_err};
+use crate::nn::{Module, Scope};
+
+/// What every zoo constructor takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ZooOptions {
+    /// Classes of the classifier.
+    pub num_classes: usize,
+    /// The small-input (32×32) variant: only the stem's strides change (the model's docs
+    /// say which); the tensors and their names stay the same.
+    pub cifar: bool,
+    /// GoogLeNet's and Inception v3's auxiliary classifiers (torchvision builds them when
+    /// training from scratch).
+    pub aux_logits: bool,
+    /// GoogLeNet's and Inception v3's `transform_input`: rescale ImageNet-normalized
+    /// input to the (x - 0.5) / 0.5 their original weights expect (torchvision turns it on
+    /// with its pretrained weights).
+    pub transform_input: bool,
+}
+
+impl ZooOptions {
+    /// `num_classes` classes, full-size input, auxiliary classifiers on.
+    pub fn new(num_classes: usize) -> Self {
+        Self {
+            num_classes,
+            cifar: false,
+            aux_logits: true,
+            transform_input: false,
+        }
+    }
+}
+
+/// Where a model's names and counts come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reference {
+    /// `torchvision.models.<name>`.
+    Torchvision,
+    /// `timm.create_model("<name>")`.
+    Timm(&'static str),
+    /// Only the paper: neither library has it.
+    Paper,
+}
+
+type Constructor = fn(&mut Scope, &ZooOptions) -> Result<Box<dyn Module>>;
+
+/// One architecture of the zoo.
+#[derive(Clone, Copy)]
+pub struct ZooEntry {
+    /// Its name, as torchvision names it where it has it.
+    pub name: &'static str,
+    /// The family it belongs to, for tables.
+    pub family: &'static str,
+    /// Where its names and counts are checked against.
+    pub reference: Reference,
+    /// The side of the square input it is made for (224, or 299 for Inception v3).
+    pub input_size: usize,
+    /// The smallest side it accepts at full size (its strides and pools leave at least
+    /// one pixel).
+    pub min_input: usize,
+    build: Constructor,
+}
+
+impl ZooEntry {
+    /// Builds the model in `scope`.
+    pub fn build(&self, scope: &mut Scope, options: &ZooOptions) -> Result<Box<dyn Module>> {
+        if options.num_classes == 0 {
+            return arg_err!("{}: num_classes must be positive", self.name);
+        }
+        (self.build)(scope, options)
+    }
+}
+
+/// The Inception-v4 stem's unpadded strided convolutions are its design; there is no
+/// small-input variant of it to build.
+fn full_size_only(name: &str, o: &ZooOptions) -> Result<()> {
+    if o.cifar {
+        return arg_err!("{name} has no small-input variant; its smallest input is 75×75");
+    }
+    Ok(())
+}
+
+fn boxed<M: Module + 'static>(m: Result<M>) -> Result<Box<dyn Module>> {
+    Ok(Box::new(m?))
+}
+
+macro_rules! resnet {
+    ($name:ident) => {
+        |s, o| {
+            let cfg = ResNetConfig {
+                cifar: o.cifar,
+                ..ResNetConfig::$name(o.num_classes)
+            };
+            boxed(ResNet::new(s, &cfg))
+        }
+    };
+}
+
+macro_rules! densenet {
+    ($name:ident) => {
+        |s, o| {
+            let cfg = DenseNetConfig {
+                cifar: o.cifar,
+                ..DenseNetConfig::$name(o.num_classes)
+            };
+            boxed(DenseNet::new(s, &cfg))
+        }
+    };
+}
+
+macro_rules! vgg_entry {
+    ($name:literal, $layers:expr, $bn:expr) => {
+        ZooEntry {
+            name: $name,
+            family: "VGG",
+            reference: Reference::Torchvision,
+            input_size: 224,
+            min_input: 32,
+            build: |s, o| boxed(Vgg::new(s, $layers, $bn, o.num_classes)),
+        }
+    };
+}
+
+const fn entry(
+    name: &'static str,
+    family: &'static str,
+    reference: Reference,
+    min_input: usize,
+    build: Constructor,
+) -> ZooEntry {
+    ZooEntry {
+        name,
+        family,
+        reference,
+        input_size: 224,
+        min_input,
+        build,
+    }
+}
+
+use Reference::{Paper, Timm, Torchvision};
+
+/// The zoo, in the order of the lineage.
+pub const ZOO: &[ZooEntry] = &[
+    ZooEntry {
+        name: "lenet5",
+        family: "LeNet",
+        reference: Paper,
+        input_size: 32,
+        min_input: 32,
+        build: |s, o| boxed(LeNet5::new(s, 3, o.num_classes)),
+    },
+    entry("alexnet", "AlexNet", Torchvision, 63, |s, o| {
+        boxed(AlexNet::original(s, o.num_classes, o.cifar))
+    }),
+    entry("zfnet", "AlexNet", Paper, 63, |s, o| {
+        boxed(AlexNet::zfnet(s, o.num_classes, o.cifar))
+    }),
+    vgg_entry!("vgg11", vgg::VGG11, false),
+    vgg_entry!("vgg13", vgg::VGG13, false),
+    vgg_entry!("vgg16", vgg::VGG16, false),
+    vgg_entry!("vgg19", vgg::VGG19, false),
+    vgg_entry!("vgg11_bn", vgg::VGG11, true),
+    vgg_entry!("vgg13_bn", vgg::VGG13, true),
+    vgg_entry!("vgg16_bn", vgg::VGG16, true),
+    vgg_entry!("vgg19_bn", vgg::VGG19, true),
+    entry("googlenet", "Inception", Torchvision, 32, |s, o| {
+        let cfg = GoogLeNetConfig {
+            aux_logits: o.aux_logits,
+            transform_input: o.transform_input,
+            cifar: o.cifar,
+            ..GoogLeNetConfig::new(o.num_classes)
+        };
+        boxed(GoogLeNet::new(s, cfg))
+    }),
+    ZooEntry {
+        name: "inception_v3",
+        family: "Inception",
+        reference: Torchvision,
+        input_size: 299,
+        min_input: 75,
+        build: |s, o| {
+            let cfg = InceptionV3Config {
+                aux_logits: o.aux_logits,
+                transform_input: o.transform_input,
+                cifar: o.cifar,
+                ..InceptionV3Config::new(o.num_classes)
+            };
+            boxed(InceptionV3::new(s, cfg))
+        },
+    },
+    ZooEntry {
+        name: "inception_v4",
+        family: "Inception",
+        reference: Timm("inception_v4"),
+        input_size: 299,
+        min_input: 75,
+        build: |s, o| {
+            full_size_only("inception_v4", o)?;
+            boxed(InceptionV4::new(s, o.num_classes))
+        },
+    },
+    ZooEntry {
+        name: "inception_resnet_v2",
+        family: "Inception",
+        reference: Timm("inception_resnet_v2"),
+        input_size: 299,
+        min_input: 75,
+        build: |s, o| {
+            full_size_only("inception_resnet_v2", o)?;
+            boxed(InceptionResNetV2::new(s, o.num_classes))
+        },
+    },
+    ZooEntry {
+        name: "xception",
+        family: "Inception",
+        reference: Timm("legacy_xception"),
+        input_size: 299,
+        min_input: 32,
+        build: |s, o| boxed(Xception::new(s, o.num_classes, o.cifar)),
+    },
+    entry("resnet18", "ResNet", Torchvision, 32, resnet!(resnet18)),
+    entry("resnet34", "ResNet", Torchvision, 32, resnet!(resnet34)),
+    entry("resnet50", "ResNet", Torchvision, 32, resnet!(resnet50)),
+    entry("resnet101", "ResNet", Torchvision, 32, resnet!(resnet101)),
+    entry("resnet152", "ResNet", Torchvision, 32, resnet!(resnet152)),
+    entry(
+        "resnext50_32x4d",
+        "ResNet",
+        Torchvision,
+        32,
+        resnet!(resnext50_32x4d),
+    ),
+    entry(
+        "resnext101_32x8d",
+        "ResNet",
+        Torchvision,
+        32,
+        resnet!(resnext101_32x8d),
+    ),
+    entry(
+        "wide_resnet50_2",
+        "ResNet",
+        Torchvision,
+        32,
+        resnet!(wide_resnet50_2),
+    ),
+    entry(
+        "se_resnet50",
+        "ResNet",
+        Timm("seresnet50"),
+        32,
+        resnet!(se_resnet50),
+    ),
+    entry(
+        "densenet121",
+        "DenseNet",
+        Torchvision,
+        32,
+        densenet!(densenet121),
+    ),
+    entry(
+        "densenet169",
+        "DenseNet",
+        Torchvision,
+        32,
+        densenet!(densenet169),
+    ),
+    entry(
+        "densenet201",
+        "DenseNet",
+        Torchvision,
+        32,
+        densenet!(densenet201),
+    ),
+    entry("mobilenet_v2", "MobileNet", Torchvision, 32, |s, o| {
+        let cfg = MobileNetV2Config {
+            cifar: o.cifar,
+            ..MobileNetV2Config::imagenet(o.num_classes)
+        };
+        boxed(MobileNetV2::new(s, cfg))
+    }),
+];
+
+/// The zoo entry called `name`; an `Err` listing the names when there is none.
+pub fn find(name: &str) -> Result<&'static ZooEntry> {
+    ZOO.iter().find(|e| e.name == name).ok_or_else(|| {
+        let names: Vec<&str> = ZOO.iter().map(|e| e.name).collect();
+        crate::error::Error::InvalidArgument(format!(
+            "no model called {name:?} in the zoo; it has {}",
+            names.join(", ")
+        ))
+    })
+}
