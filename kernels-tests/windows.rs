@@ -211,3 +211,33 @@ fn a_linear_layer_whose_weight_passes_the_devices_binding_limit() {
         }
     }
 }
+
+/// A convolution's weight gradient sums per-sample partials; those of a whole batch would
+/// pass the binding here, so the batch is taken in fewer samples at a time. Same values
+/// as on the default device (itself checked against f64 in conv.rs), to rounding.
+#[test]
+fn conv_weight_gradients_bound_their_per_sample_partials() {
+    use liandan::ops::conv::{Conv2dParams, conv2d, conv2d_backward_weight};
+    let p = Conv2dParams {
+        padding: (1, 1),
+        ..Conv2dParams::default()
+    };
+    let mut rng = Rng::new(21);
+    // 4 samples × a 64×8×3×3 partial = 18,432 floats, past the 16,384 of a window.
+    let x = random_values(&mut rng, 4 * 8 * 6 * 6, -1.0, 1.0);
+    let w = random_values(&mut rng, 64 * 8 * 3 * 3, -1.0, 1.0);
+    let run = |d: &'static liandan::Device| {
+        let x = Tensor::from_slice(d, &x, &[4, 8, 6, 6]).unwrap();
+        let w = Tensor::from_slice(d, &w, &[64, 8, 3, 3]).unwrap();
+        let y = conv2d(&x, &w, None, &p).unwrap();
+        let dw = conv2d_backward_weight(&x, &y, &[64, 8, 3, 3], &p).unwrap();
+        dw.to_vec().unwrap()
+    };
+    let (small_dw, dw) = (run(small()), run(device()));
+    for (i, (a, b)) in small_dw.iter().zip(&dw).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-4 * b.abs().max(1.0),
+            "dw[{i}]: {a} vs {b}"
+        );
+    }
+}

@@ -42,6 +42,20 @@ pub struct Var {
     value: Tensor,
 }
 
+/// One recorded op, as [`Tape::records`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// What the op is, with its settings: `conv2d stride (2, 2) pad (3, 3) …`, `relu`,
+    /// `param layer1.0.conv1.weight`, `input`.
+    pub op: String,
+    /// The parameter's name, for a parameter leaf.
+    pub param: Option<String>,
+    /// The numbers of the records it reads.
+    pub inputs: Vec<usize>,
+    /// Its output's shape.
+    pub shape: Vec<usize>,
+}
+
 /// Numbers tapes, so a value from one tape is never mistaken for a node of another.
 static NEXT_TAPE: AtomicU64 = AtomicU64::new(1);
 
@@ -390,16 +404,28 @@ impl Tape {
     /// One line per recorded op: number, op, inputs and output shape — the model's graph.
     pub fn dump(&self) -> String {
         let mut text = String::new();
-        for (i, node) in self.nodes.borrow().iter().enumerate() {
-            let inputs = node.op.inputs();
-            let _ = writeln!(
-                text,
-                "#{i:<4} {} {inputs:?} -> {:?}",
-                node.op.name(),
-                node.value.shape()
-            );
+        for (i, r) in self.records().iter().enumerate() {
+            let _ = writeln!(text, "#{i:<4} {} {:?} -> {:?}", r.op, r.inputs, r.shape);
         }
         text
+    }
+
+    /// Every recorded op in order (its number is its index): what tools such as
+    /// `model_summary` build their tables from.
+    pub fn records(&self) -> Vec<Record> {
+        self.nodes
+            .borrow()
+            .iter()
+            .map(|node| Record {
+                op: node.op.name(),
+                param: match &node.op {
+                    Op::Leaf { name } => name.clone(),
+                    _ => None,
+                },
+                inputs: node.op.inputs(),
+                shape: node.value.shape().to_vec(),
+            })
+            .collect()
     }
 
     /// How many ops are recorded.

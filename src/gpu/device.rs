@@ -1,6 +1,6 @@
 //! The device: adapter choice, and the entry points ops use to upload, dispatch and read.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::batch::{Batch, MAX_DISPATCHES_PER_BATCH};
@@ -249,6 +249,8 @@ struct Inner {
     poison: AtomicU64,
     /// Most loop iterations one invocation may run (see `set_loop_budget`).
     loop_budget: AtomicU64,
+    /// Launches are checked but not run (see `set_dry_run`).
+    dry_run: AtomicBool,
 }
 
 impl std::fmt::Debug for Device {
@@ -333,6 +335,7 @@ impl Device {
                 reported_error,
                 poison: AtomicU64::new(0),
                 loop_budget: AtomicU64::new(DEFAULT_LOOP_BUDGET),
+                dry_run: AtomicBool::new(false),
             }),
         })
     }
@@ -392,6 +395,19 @@ impl Device {
         }
         self.inner.loop_budget.store(trips, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// With `true`, kernel launches are planned and checked as always but not run:
+    /// every tensor is allocated as in a real run, and holds garbage. For measuring a
+    /// workload's memory and shapes without its compute (`model_summary` sizes a
+    /// training step of any model this way).
+    pub fn set_dry_run(&self, dry_run: bool) {
+        self.inner.dry_run.store(dry_run, Ordering::Relaxed);
+    }
+
+    /// Starts a new peak in [`PoolStats::peak_bytes_in_use`] from the memory in use now.
+    pub fn reset_peak_memory(&self) {
+        self.inner.pool.reset_peak();
     }
 
     /// Counters of the buffer pool.
@@ -572,7 +588,7 @@ impl Device {
         let [x, y, z] = launch
             .grid
             .fold(self.inner.limits.max_compute_workgroups_per_dimension)?;
-        if x == 0 || y == 0 || z == 0 {
+        if x == 0 || y == 0 || z == 0 || self.inner.dry_run.load(Ordering::Relaxed) {
             return Ok(());
         }
         let pipeline =

@@ -41,6 +41,11 @@ pub struct PoolStats {
     pub bytes_held: u64,
     /// Buffers waiting in free lists right now.
     pub free_buffers: u64,
+    /// Bytes of the buffers on loan right now (tensors alive, staging in flight).
+    pub bytes_in_use: u64,
+    /// The most `bytes_in_use` has been since the pool was made or
+    /// [`crate::Device::reset_peak_memory`]: a workload's peak device memory.
+    pub peak_bytes_in_use: u64,
 }
 
 #[derive(Default)]
@@ -83,6 +88,8 @@ impl BufferPool {
         // Near the limit the class would pass it; then the request is served exactly.
         let class = size_class(bytes).min(self.max_class.max(bytes.next_multiple_of(256)));
         let mut state = self.state.lock().unwrap();
+        state.stats.bytes_in_use += class;
+        state.stats.peak_bytes_in_use = state.stats.peak_bytes_in_use.max(state.stats.bytes_in_use);
         let reused = state.free.get_mut(&(kind, class)).and_then(Vec::pop);
         let buffer = match reused {
             Some(buffer) => {
@@ -108,6 +115,12 @@ impl BufferPool {
             class,
             pool: self.state.clone(),
         }
+    }
+
+    /// Starts measuring the peak from the bytes in use now.
+    pub(crate) fn reset_peak(&self) {
+        let mut state = self.state.lock().unwrap();
+        state.stats.peak_bytes_in_use = state.stats.bytes_in_use;
     }
 
     pub(crate) fn stats(&self) -> PoolStats {
@@ -150,7 +163,9 @@ impl PooledBuffer {
     /// unknown state, e.g. a mapping that never finished).
     pub(crate) fn discard(mut self) {
         if let Some(buffer) = self.buffer.take() {
-            self.pool.lock().unwrap().stats.bytes_held -= self.class;
+            let mut state = self.pool.lock().unwrap();
+            state.stats.bytes_held -= self.class;
+            state.stats.bytes_in_use -= self.class;
             buffer.destroy();
         }
     }
@@ -161,6 +176,7 @@ impl Drop for PooledBuffer {
         if let Some(buffer) = self.buffer.take() {
             let mut state = self.pool.lock().unwrap();
             state.stats.free_buffers += 1;
+            state.stats.bytes_in_use -= self.class;
             state
                 .free
                 .entry((self.kind, self.class))

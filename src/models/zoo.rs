@@ -69,6 +69,18 @@ pub struct ZooEntry {
 }
 
 impl ZooEntry {
+    /// The options torchvision builds this model with for its pretrained weights, the
+    /// form its documented parameter counts describe: GoogLeNet without its auxiliary
+    /// heads, Inception v3 with its one; both with `transform_input`.
+    pub fn pretrained_options(&self, num_classes: usize) -> ZooOptions {
+        let inception = matches!(self.name, "googlenet" | "inception_v3");
+        ZooOptions {
+            aux_logits: self.name != "googlenet",
+            transform_input: inception,
+            ..ZooOptions::new(num_classes)
+        }
+    }
+
     /// Builds the model in `scope`.
     pub fn build(&self, scope: &mut Scope, options: &ZooOptions) -> Result<Box<dyn Module>> {
         if options.num_classes == 0 {

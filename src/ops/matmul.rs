@@ -8,9 +8,12 @@
 //! place; any other is first packed (transposed and zero-padded) into a temporary, which
 //! costs O((M + N)·K) against the product's O(M·N·K).
 
+use std::ops::Range;
+
 use super::matmul_windows;
 use super::reduce::{Reduction, reduce_with};
 use super::segments::{Segments, items_within};
+use super::windows::fits;
 use crate::error::{Error, Result, arg_err, shape_err};
 use crate::gpu::{Grid, Kernel, kernel};
 use crate::tensor::Tensor;
@@ -174,6 +177,18 @@ pub(crate) struct Output<'a> {
     pub row_stride: usize,
 }
 
+impl<'a> Output<'a> {
+    /// Dense `m × n` matrices from the start of `tensor`.
+    pub(crate) fn dense(tensor: &'a Tensor, (m, n): (usize, usize)) -> Self {
+        Output {
+            tensor,
+            offset: 0,
+            matrix_stride: m * n,
+            row_stride: n,
+        }
+    }
+}
+
 impl MatmulKernel {
     /// Loop iterations of one invocation: `(fixed, per vec4 of K)`, counting every loop
     /// as written (the epilogue's 8×8, the row setup; the tiled kernel's staging loop and
@@ -219,19 +234,51 @@ pub(crate) fn gemm(
         ))
     })?;
     let slices = Segments::split(k4, k4_slice);
+    let every_layer = 0..batches * slices.count;
     if slices.count == 1 {
-        return gemm_launch(a, b, &c, (m, n, k4), (batches, slices), bias, which);
+        let layers = (every_layer, 0);
+        return gemm_launch(a, b, &c, (m, n, k4), (batches, slices, layers), bias, which);
     }
-    // Partial products [slice, batch, m, n], summed over the slices, then put in place.
-    let partial = c.tensor.uninit_like(&[slices.count, batches, m, n])?;
-    let dense = Output {
-        tensor: &partial,
-        offset: 0,
-        matrix_stride: m * n,
-        row_stride: n,
-    };
-    gemm_launch(a, b, &dense, (m, n, k4), (batches, slices), None, which)?;
-    let sum = reduce_with(&partial, &[0], false, Reduction::Sum, None, 1.0)?;
+    let per_slice = batches * m * n;
+    if fits(device, slices.count * per_slice) {
+        // Partial products [slice, batch, m, n], summed over the slices, then put in place.
+        let partial = c.tensor.uninit_like(&[slices.count, batches, m, n])?;
+        let layers = (every_layer, per_slice);
+        let dims = (batches, slices, layers);
+        gemm_launch(
+            a,
+            b,
+            &Output::dense(&partial, (m, n)),
+            (m, n, k4),
+            dims,
+            None,
+            which,
+        )?;
+        let sum = reduce_with(&partial, &[0], false, Reduction::Sum, None, 1.0)?;
+        return place(&sum, &c, (m, n), batches, bias);
+    }
+    // All the partials would pass one binding (a weight gradient over a large batch):
+    // one slice at a time, each into a [batch, m, n] of its own, added up.
+    let mut sum: Option<Tensor> = None;
+    for s in 0..slices.count {
+        let partial = c.tensor.uninit_like(&[batches, m, n])?;
+        let layers = (s * batches..(s + 1) * batches, 0);
+        let dims = (batches, slices, layers);
+        gemm_launch(
+            a,
+            b,
+            &Output::dense(&partial, (m, n)),
+            (m, n, k4),
+            dims,
+            None,
+            which,
+        )?;
+        sum = Some(match sum {
+            None => partial,
+            Some(total) => total.add(&partial)?,
+        });
+    }
+    let sum = sum.expect("at least one slice");
     place(&sum, &c, (m, n), batches, bias)
 }
 
@@ -267,14 +314,15 @@ pub(crate) fn place(
     )
 }
 
-/// Launches the product kernel over every (K-slice, matrix), in parts when they pass the
-/// grid's z limit.
+/// Launches the product kernel over the workgroup layers `layers` (layer q is K-slice
+/// q / batches of matrix q % batches; slice s writes its partial `slice_stride` floats
+/// after slice s - 1's), in parts when they pass the grid's z limit.
 fn gemm_launch(
     a: &Packed,
     b: &Packed,
     c: &Output,
     (m, n, k4): (usize, usize, usize),
-    (batches, slices): (usize, Segments),
+    (batches, slices, (layers, slice_stride)): (usize, Segments, (Range<usize>, usize)),
     bias: Option<(&Tensor, usize)>,
     which: MatmulKernel,
 ) -> Result<()> {
@@ -291,13 +339,12 @@ fn gemm_launch(
     };
     let (fixed, per_k4) = which.loop_cost();
     let trips = fixed + slices.len as u64 * per_k4;
-    let layers = batches * slices.count;
     let max_z = device.limits().max_compute_workgroups_per_dimension as usize;
-    for z_base in (0..layers).step_by(max_z) {
+    for z_base in layers.clone().step_by(max_z) {
         let grid = Grid::Xyz([
             n.div_ceil(tile_cols) as u32,
             m.div_ceil(tile_rows) as u32,
-            (layers - z_base).min(max_z) as u32,
+            (layers.end - z_base).min(max_z) as u32,
         ]);
         device.dispatch(
             kernel,
@@ -326,7 +373,7 @@ fn gemm_launch(
                 bias_mod as u32,
                 batches as u32,
                 slices.len as u32,
-                (batches * m * n) as u32,
+                slice_stride as u32,
             ],
             grid.trips(trips),
         )?;

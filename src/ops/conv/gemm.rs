@@ -14,7 +14,7 @@ use std::ops::Range;
 
 use super::Geometry;
 use crate::error::{Error, Result};
-use crate::gpu::{Grid, Kernel, kernel};
+use crate::gpu::{Device, Grid, Kernel, kernel};
 use crate::ops::matmul::{MatmulKernel, MatrixView, Output, Packed, gemm, pack, place};
 use crate::ops::reduce::{Reduction, reduce_with};
 use crate::ops::segments::{Segments, items_within};
@@ -64,14 +64,25 @@ impl Chunk {
     }
 }
 
-/// The work in chunks whose scratch (`floats_per_pixel` per output pixel of a sample)
-/// fits [`SCRATCH_BYTES`]: as many whole samples as fit, else one sample's pixels in
-/// ranges.
-fn chunks(g: &Geometry, floats_per_pixel: usize) -> Vec<Chunk> {
+/// The work in chunks whose scratch fits [`SCRATCH_BYTES`] and one storage binding:
+/// `floats_per_pixel` per output pixel of a sample (im2col columns) plus
+/// `floats_per_sample` per sample (per-sample partial products). As many whole samples
+/// as fit, else one sample's pixels in ranges.
+fn chunks(
+    g: &Geometry,
+    device: &Device,
+    floats_per_pixel: usize,
+    floats_per_sample: usize,
+) -> Vec<Chunk> {
+    let scratch = SCRATCH_BYTES.min(device.limits().max_storage_buffer_binding_size as usize);
     let hwo = g.ho * g.wo;
-    let pixels_fit = (SCRATCH_BYTES / (floats_per_pixel * 4).max(1)).clamp(1, MAX_CHUNK_PIXELS);
+    let pixels_fit = (scratch / (floats_per_pixel * 4).max(1)).clamp(1, MAX_CHUNK_PIXELS);
     if hwo <= pixels_fit {
-        let samples = (pixels_fit / hwo.max(1)).clamp(1, g.n.max(1));
+        let samples_by_pixels = pixels_fit / hwo.max(1);
+        let samples_by_partials = scratch / (floats_per_sample * 4).max(1);
+        let samples = samples_by_pixels
+            .min(samples_by_partials)
+            .clamp(1, g.n.max(1));
         return (0..g.n)
             .step_by(samples)
             .map(|n0| Chunk {
@@ -344,7 +355,7 @@ pub(super) fn forward(
         return implicit_forward(g, x, &weights, bias, y);
     }
     let pointwise = is_pointwise(g);
-    for chunk in chunks(g, if pointwise { 0 } else { groups * k4 }) {
+    for chunk in chunks(g, x.device(), if pointwise { 0 } else { groups * k4 }, 0) {
         let matrices = chunk.matrices(g);
         let cols = if pointwise {
             // The input's pixels are the columns already; they only need transposing.
@@ -401,7 +412,7 @@ pub(super) fn input_grad(g: &Geometry, dy: &Tensor, w: &Tensor) -> Result<Tensor
         },
     )?;
     let pointwise = is_pointwise(g);
-    for chunk in chunks(g, if pointwise { 0 } else { groups * kg }) {
+    for chunk in chunks(g, dy.device(), if pointwise { 0 } else { groups * kg }, 0) {
         let matrices = chunk.matrices(g);
         // dy per (sample, group) with rows = output pixels, k = output channel.
         let dy_t = pack(
@@ -520,7 +531,14 @@ pub(super) fn weight_grad(g: &Geometry, x: &Tensor, dy: &Tensor) -> Result<Tenso
     let (groups, cog, kg, hwo) = (g.p.groups, g.cout_g(), g.k_g(), g.ho * g.wo);
     let pointwise = is_pointwise(g);
     let mut total: Option<Tensor> = None;
-    for chunk in chunks(g, if pointwise { 0 } else { groups * kg }) {
+    // Each sample of a chunk gets its own partial weight gradient, summed after.
+    let per_sample = g.c_out * kg;
+    for chunk in chunks(
+        g,
+        x.device(),
+        if pointwise { 0 } else { groups * kg },
+        per_sample,
+    ) {
         let matrices = chunk.matrices(g);
         // dy per (sample, group): rows = output channel, k = pixel.
         let dy_rows = pack(
