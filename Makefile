@@ -20,7 +20,7 @@ test: vulkan
 # The default recipe (SGD 0.1, momentum 0.9, wd 5e-4, cosine, batch 128, label smoothing
 # 0.1); pass more flags with TRAIN_ARGS="--epochs 4 --limit-train 2000".
 train: vulkan
-	$(CARGO) run --release --example train_mobilenetv2 -- $(TRAIN_ARGS)
+	$(CARGO) run --release --example train_cifar -- $(TRAIN_ARGS)
 
 doctor: vulkan
 	$(CARGO) run --release --example doctor

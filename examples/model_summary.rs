@@ -19,7 +19,6 @@
 //! mode: every tensor is allocated as in a real run, no kernel runs, so even a large
 //! model at a large batch is measured in seconds.
 
-use std::collections::HashMap;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -27,6 +26,7 @@ use liandan::autograd::{Record, Tape};
 use liandan::models::zoo::{self, ZOO, ZooEntry, ZooOptions};
 use liandan::nn::{self, Ctx, Module, ParamStore};
 use liandan::optim::{Optimizer, Sgd, SgdConfig};
+use liandan::report::summary::layer_table;
 use liandan::{Device, Error, Result, Tensor};
 
 /// Per-layer shapes, parameters, MACs and memory of a zoo model; or one line per model.
@@ -54,107 +54,6 @@ struct Args {
     /// Tab-separated output, for scripts
     #[arg(long)]
     tsv: bool,
-}
-
-/// One row of the table.
-struct Row {
-    layer: String,
-    op: String,
-    shape: Vec<usize>,
-    params: usize,
-    macs: u64,
-    access_bytes: u64,
-}
-
-/// `a.b.weight` → `a.b`.
-fn scope_of(param: &str) -> &str {
-    param.rsplit_once('.').map_or("", |(scope, _)| scope)
-}
-
-/// The op's kind and settings, without the ones at their defaults.
-fn op_text(record: &Record, records: &[Record]) -> String {
-    let mut text = record.op.clone();
-    for trivial in [" dil (1, 1)", " groups 1", " out_pad (0, 0)", " pad (0, 0)"] {
-        text = text.replace(trivial, "");
-    }
-    text = text.replace(" stride (1, 1)", "");
-    if text.starts_with("conv") {
-        // The kernel size, from the weight's shape.
-        if let Some(w) = record
-            .inputs
-            .get(1)
-            .map(|&i| &records[i].shape)
-            .filter(|w| w.len() == 4)
-        {
-            let (kind, rest) = text.split_once(' ').unwrap_or((&text, ""));
-            text = format!("{kind} {}x{} {rest}", w[2], w[3])
-                .trim_end()
-                .to_string();
-        }
-    }
-    text
-}
-
-/// Products of a convolution or linear layer.
-fn macs(record: &Record, records: &[Record]) -> u64 {
-    let numel = |s: &[usize]| s.iter().product::<usize>() as u64;
-    let shape = |i: usize| records[record.inputs[i]].shape.as_slice();
-    let kind = record.op.split(' ').next().unwrap_or("");
-    match kind {
-        // Each output: C_in/g · kh · kw products (the weight is [C_out, C_in/g, kh, kw]).
-        "conv2d" => numel(&record.shape) * numel(shape(1)) / shape(1)[0] as u64,
-        // Each input: C_out/g · kh · kw products (the weight is [C_in, C_out/g, kh, kw]).
-        "conv_transpose2d" => numel(shape(0)) * numel(shape(1)) / shape(1)[0] as u64,
-        "linear" => numel(&record.shape) * shape(1)[1] as u64,
-        _ => 0,
-    }
-}
-
-/// The table of one forward pass, from its tape's records.
-fn rows(records: &[Record]) -> Vec<Row> {
-    // The block each op's output belongs to: a layer with parameters is in its scope's
-    // parent (`layer1.0.conv1` in `layer1.0`), an op without in the block of its input.
-    let mut block_of: HashMap<usize, String> = HashMap::new();
-    let mut rows = Vec::new();
-    for (i, r) in records.iter().enumerate() {
-        if r.op == "input" || r.param.is_some() {
-            continue;
-        }
-        let param = r.inputs.iter().find_map(|&j| records[j].param.as_deref());
-        let (layer, block) = match param {
-            Some(p) => {
-                let layer = scope_of(p).to_string();
-                let block = scope_of(&layer).to_string();
-                (layer, block)
-            }
-            None => {
-                let block = r
-                    .inputs
-                    .iter()
-                    .find_map(|j| block_of.get(j))
-                    .cloned()
-                    .unwrap_or_default();
-                (block.clone(), block)
-            }
-        };
-        block_of.insert(i, block);
-        let numel = |s: &[usize]| s.iter().product::<usize>();
-        let read: usize = r.inputs.iter().map(|&j| numel(&records[j].shape)).sum();
-        rows.push(Row {
-            layer,
-            op: op_text(r, records),
-            shape: r.shape.clone(),
-            params: r
-                .inputs
-                .iter()
-                .filter(|&&j| records[j].param.is_some())
-                .map(|&j| numel(&records[j].shape))
-                .sum(),
-            macs: macs(r, records),
-            access_bytes: 4 * (read + numel(&r.shape)) as u64,
-        });
-    }
-    rows
 }
 
 /// `3x224x224` → [3, 224, 224].
@@ -251,7 +150,7 @@ fn summary(args: &Args, device: &Device, name: &str) -> Result<()> {
     };
     let (model, mut store) = build(device, entry, args.num_classes, args.cifar)?;
     let records = forward_records(device, model.as_ref(), &store, input)?;
-    let rows = rows(&records);
+    let rows = layer_table(&records);
     let sep = if args.tsv { "\t" } else { "  " };
     if args.tsv {
         println!("layer\top\toutput_shape\tparams\tmacs\tmemory_access_bytes");
@@ -314,7 +213,7 @@ fn all(args: &Args, device: &Device) -> Result<()> {
         let side = entry.input_size;
         let (model, store) = build(device, entry, args.num_classes, false)?;
         let records = forward_records(device, model.as_ref(), &store, [3, side, side])?;
-        let macs: u64 = rows(&records).iter().map(|r| r.macs).sum();
+        let macs: u64 = layer_table(&records).iter().map(|r| r.macs).sum();
         let shape = records.last().map(|r| r.shape.clone()).unwrap_or_default();
         let params = store.num_parameters();
         if args.tsv {

@@ -150,3 +150,15 @@ pub fn small_binding_device() -> &'static Device {
         device
     })
 }
+
+/// A device in dry-run mode: launches are planned and checked but not run, so a model's
+/// shapes and MACs are counted without its compute (the values are garbage).
+pub fn dry_run_device() -> &'static Device {
+    static DEVICE: OnceLock<Device> = OnceLock::new();
+    DEVICE.get_or_init(|| {
+        let device = make_device(None);
+        device.set_poison(None);
+        device.set_dry_run(true);
+        device
+    })
+}

@@ -430,3 +430,46 @@ fn bad_arguments_are_errors() {
     );
     assert!(tape.leaky_relu(&x, f32::INFINITY).is_err());
 }
+
+/// Stochastic depth: each sample kept and scaled by 1/(1 - p), or dropped whole, as the
+/// seed decides (the reference draws the same per-sample scales); the identity outside
+/// training; and the gradient through the kept samples only.
+#[test]
+fn stochastic_depth_drops_whole_samples() {
+    use liandan::autograd::stochastic_depth_scale;
+    let shape = vec![16, 3, 2, 2];
+    let (p, seed) = (0.4, 77);
+    let (scale, _) = stochastic_depth_scale(&shape, p, seed);
+    let kept = scale.iter().filter(|&&s| s != 0.0).count();
+    assert!(0 < kept && kept < 16, "16 samples at p = 0.4 kept {kept}");
+    assert!(
+        scale
+            .iter()
+            .all(|&s| s == 0.0 || (s - 1.0 / 0.6).abs() < 1e-6)
+    );
+    let per_sample: usize = shape[1..].iter().product();
+    check(
+        "stochastic_depth",
+        &[(shape.clone(), -1.0, 1.0)],
+        |t, v| t.stochastic_depth(&v[0], p, true, seed).unwrap(),
+        |v| {
+            v[0].iter()
+                .enumerate()
+                .map(|(i, x)| x * scale[i / per_sample] as f64)
+                .collect()
+        },
+    );
+    check(
+        "stochastic_depth in evaluation",
+        &[(shape, -1.0, 1.0)],
+        |t, v| t.stochastic_depth(&v[0], p, false, seed).unwrap(),
+        |v| v[0].clone(),
+    );
+    let tape = Tape::new();
+    let x = tape.input(Tensor::zeros(device(), &[2, 3]).unwrap());
+    let err = tape
+        .stochastic_depth(&x, 1.5, true, 0)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("1.5"), "{err}");
+}

@@ -145,6 +145,20 @@ fn parameter_counts_are_the_documented_ones() {
         ("inception_v4", 42_679_816),
         ("inception_resnet_v2", 55_843_464),
         ("xception", 22_855_952),
+        ("mobilenet_v3_large", 5_483_032),
+        ("mobilenet_v3_small", 2_542_856),
+        ("shufflenet_v2_x0_5", 1_366_792),
+        ("shufflenet_v2_x1_0", 2_278_604),
+        ("shufflenet_v2_x1_5", 3_503_624),
+        ("shufflenet_v2_x2_0", 7_393_996),
+        ("efficientnet_b0", 5_288_548),
+        ("efficientnet_b1", 7_794_184),
+        ("efficientnet_b2", 9_109_994),
+        ("efficientnet_b3", 12_233_232),
+        ("efficientnet_b4", 19_341_616),
+        ("efficientnet_b5", 30_389_784),
+        ("efficientnet_b6", 43_040_704),
+        ("efficientnet_b7", 66_347_960),
     ];
     let count = |specs: &[TensorSpec]| -> usize {
         specs
@@ -179,4 +193,31 @@ fn unknown_names_and_zero_classes_are_errors_that_say_what_exists() {
         .unwrap()
         .to_string();
     assert!(err.contains("num_classes"), "{err}");
+}
+
+/// Compound scaling: α·β²·γ² ≈ 2 (each step of φ about doubles the FLOPs), and B1–B3 sit
+/// near φ = 0.5, 1 and 2 (the paper's depth, width and resolution, rounded).
+#[test]
+fn efficientnet_compound_scaling_lands_near_b1_to_b3() {
+    use liandan::models::efficientnet_scaling;
+    let (d, w, r) = efficientnet_scaling(1.0);
+    assert!(
+        (d * w * w * r * r - 2.0).abs() < 0.1,
+        "α·β²·γ² = {}",
+        d * w * w * r * r
+    );
+    // (φ, depth, width, resolution) of B1, B2 and B3 in the paper.
+    for (phi, depth, width, side) in [
+        (0.5, 1.1, 1.0, 240.0),
+        (1.0, 1.2, 1.1, 260.0),
+        (2.0, 1.4, 1.2, 300.0),
+    ] {
+        let (d, w, r) = efficientnet_scaling(phi);
+        let near = |a: f64, b: f64| (a / b - 1.0).abs() <= 0.05;
+        assert!(
+            near(d, depth) && near(w, width) && near(224.0 * r, side),
+            "φ {phi}: {d} {w} {}",
+            224.0 * r
+        );
+    }
 }

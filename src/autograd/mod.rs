@@ -27,7 +27,7 @@ pub use conv::ConvOp;
 pub use loss::LossOp;
 pub use norm::{NormOp, RunningStats};
 pub use pool::PoolOp;
-pub use regularize::RegularizeOp;
+pub use regularize::{RegularizeOp, stochastic_depth_scale};
 pub use shape::ShapeOp;
 
 use crate::error::{Result, arg_err};

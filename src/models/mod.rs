@@ -3,26 +3,36 @@
 
 pub mod alexnet;
 pub mod densenet;
+pub mod efficientnet;
 pub mod googlenet;
 pub mod inception_resnet_v2;
 pub mod inception_v3;
 pub mod inception_v4;
 pub mod lenet;
+pub mod mobilenet_v1;
 pub mod mobilenet_v2;
+pub mod mobilenet_v3;
 pub mod resnet;
+pub mod shufflenet_v1;
+pub mod shufflenet_v2;
 pub mod vgg;
 pub mod xception;
 pub mod zoo;
 
 pub use alexnet::AlexNet;
 pub use densenet::{DenseNet, DenseNetConfig};
+pub use efficientnet::{EfficientNet, EfficientNetConfig, efficientnet_scaling};
 pub use googlenet::{GoogLeNet, GoogLeNetConfig};
 pub use inception_resnet_v2::InceptionResNetV2;
 pub use inception_v3::{InceptionV3, InceptionV3Config};
 pub use inception_v4::InceptionV4;
 pub use lenet::LeNet5;
+pub use mobilenet_v1::MobileNetV1;
 pub use mobilenet_v2::{MobileNetV2, MobileNetV2Config};
+pub use mobilenet_v3::{MobileNetV3, MobileNetV3Config, MobileNetV3Size};
 pub use resnet::{Block, ResNet, ResNetConfig};
+pub use shufflenet_v1::ShuffleNetV1;
+pub use shufflenet_v2::ShuffleNetV2;
 pub use vgg::Vgg;
 pub use xception::Xception;
 

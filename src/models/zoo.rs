@@ -2,9 +2,10 @@
 //! and the tests build from a string.
 
 use super::{
-    AlexNet, DenseNet, DenseNetConfig, GoogLeNet, GoogLeNetConfig, InceptionResNetV2, InceptionV3,
-    InceptionV3Config, InceptionV4, LeNet5, MobileNetV2, MobileNetV2Config, ResNet, ResNetConfig,
-    Vgg, Xception, vgg,
+    AlexNet, DenseNet, DenseNetConfig, EfficientNet, EfficientNetConfig, GoogLeNet,
+    GoogLeNetConfig, InceptionResNetV2, InceptionV3, InceptionV3Config, InceptionV4, LeNet5,
+    MobileNetV1, MobileNetV2, MobileNetV2Config, MobileNetV3, MobileNetV3Config, MobileNetV3Size,
+    ResNet, ResNetConfig, ShuffleNetV1, ShuffleNetV2, Vgg, Xception, shufflenet_v2, vgg,
 };
 use crate::error::{Result, arg_err};
 use crate::nn::{Module, Scope};
@@ -60,7 +61,8 @@ pub struct ZooEntry {
     pub family: &'static str,
     /// Where its names and counts are checked against.
     pub reference: Reference,
-    /// The side of the square input it is made for (224, or 299 for Inception v3).
+    /// The side of the square input its weights are trained at (224 for most; 299 for
+    /// the Inception family; 240 … 600 for EfficientNet B1 … B7).
     pub input_size: usize,
     /// The smallest side it accepts at full size (its strides and pools leave at least
     /// one pixel).
@@ -123,6 +125,58 @@ macro_rules! densenet {
                 ..DenseNetConfig::$name(o.num_classes)
             };
             boxed(DenseNet::new(s, &cfg))
+        }
+    };
+}
+
+macro_rules! mobilenet_v1 {
+    ($alpha:expr) => {
+        |s, o| boxed(MobileNetV1::new(s, $alpha, o.num_classes, o.cifar))
+    };
+}
+
+macro_rules! mobilenet_v3 {
+    ($size:ident) => {
+        |s, o| {
+            let cfg = MobileNetV3Config {
+                cifar: o.cifar,
+                ..MobileNetV3Config::new(MobileNetV3Size::$size, o.num_classes)
+            };
+            boxed(MobileNetV3::new(s, &cfg))
+        }
+    };
+}
+
+macro_rules! shufflenet_v1 {
+    ($groups:expr) => {
+        |s, o| boxed(ShuffleNetV1::new(s, $groups, o.num_classes, o.cifar))
+    };
+}
+
+macro_rules! shufflenet_v2 {
+    ($width:expr) => {
+        |s, o| {
+            let channels = shufflenet_v2::WIDTHS[$width].1;
+            boxed(ShuffleNetV2::new(s, channels, o.num_classes, o.cifar))
+        }
+    };
+}
+
+macro_rules! efficientnet {
+    ($name:literal, $index:expr, $side:expr) => {
+        ZooEntry {
+            name: $name,
+            family: "EfficientNet",
+            reference: Reference::Torchvision,
+            input_size: $side,
+            min_input: 32,
+            build: |s, o| {
+                let cfg = EfficientNetConfig {
+                    cifar: o.cifar,
+                    ..EfficientNetConfig::b($index, o.num_classes)?
+                };
+                boxed(EfficientNet::new(s, &cfg))
+            },
         }
     };
 }
@@ -292,6 +346,28 @@ pub const ZOO: &[ZooEntry] = &[
         32,
         densenet!(densenet201),
     ),
+    entry("mobilenet_v1", "MobileNet", Paper, 32, mobilenet_v1!(1.0)),
+    entry(
+        "mobilenet_v1_0_75",
+        "MobileNet",
+        Paper,
+        32,
+        mobilenet_v1!(0.75),
+    ),
+    entry(
+        "mobilenet_v1_0_5",
+        "MobileNet",
+        Paper,
+        32,
+        mobilenet_v1!(0.5),
+    ),
+    entry(
+        "mobilenet_v1_0_25",
+        "MobileNet",
+        Paper,
+        32,
+        mobilenet_v1!(0.25),
+    ),
     entry("mobilenet_v2", "MobileNet", Torchvision, 32, |s, o| {
         let cfg = MobileNetV2Config {
             cifar: o.cifar,
@@ -299,6 +375,85 @@ pub const ZOO: &[ZooEntry] = &[
         };
         boxed(MobileNetV2::new(s, cfg))
     }),
+    entry(
+        "mobilenet_v3_large",
+        "MobileNet",
+        Torchvision,
+        32,
+        mobilenet_v3!(Large),
+    ),
+    entry(
+        "mobilenet_v3_small",
+        "MobileNet",
+        Torchvision,
+        32,
+        mobilenet_v3!(Small),
+    ),
+    entry("shufflenet_v1", "ShuffleNet", Paper, 32, shufflenet_v1!(3)),
+    entry(
+        "shufflenet_v1_g1",
+        "ShuffleNet",
+        Paper,
+        32,
+        shufflenet_v1!(1),
+    ),
+    entry(
+        "shufflenet_v1_g2",
+        "ShuffleNet",
+        Paper,
+        32,
+        shufflenet_v1!(2),
+    ),
+    entry(
+        "shufflenet_v1_g4",
+        "ShuffleNet",
+        Paper,
+        32,
+        shufflenet_v1!(4),
+    ),
+    entry(
+        "shufflenet_v1_g8",
+        "ShuffleNet",
+        Paper,
+        32,
+        shufflenet_v1!(8),
+    ),
+    entry(
+        "shufflenet_v2_x0_5",
+        "ShuffleNet",
+        Torchvision,
+        32,
+        shufflenet_v2!(0),
+    ),
+    entry(
+        "shufflenet_v2_x1_0",
+        "ShuffleNet",
+        Torchvision,
+        32,
+        shufflenet_v2!(1),
+    ),
+    entry(
+        "shufflenet_v2_x1_5",
+        "ShuffleNet",
+        Torchvision,
+        32,
+        shufflenet_v2!(2),
+    ),
+    entry(
+        "shufflenet_v2_x2_0",
+        "ShuffleNet",
+        Torchvision,
+        32,
+        shufflenet_v2!(3),
+    ),
+    efficientnet!("efficientnet_b0", 0, 224),
+    efficientnet!("efficientnet_b1", 1, 240),
+    efficientnet!("efficientnet_b2", 2, 288),
+    efficientnet!("efficientnet_b3", 3, 300),
+    efficientnet!("efficientnet_b4", 4, 380),
+    efficientnet!("efficientnet_b5", 5, 456),
+    efficientnet!("efficientnet_b6", 6, 528),
+    efficientnet!("efficientnet_b7", 7, 600),
 ];
 
 /// The zoo entry called `name`; an `Err` listing the names when there is none.

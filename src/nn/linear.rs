@@ -1,4 +1,4 @@
-//! The fully connected layer, dropout and flatten.
+//! The fully connected layer, dropout, stochastic depth and flatten.
 
 use super::{Ctx, Init, Module, Scope};
 use crate::autograd::Var;
@@ -90,6 +90,24 @@ impl Module for Dropout {
     fn forward(&self, ctx: &mut Ctx, x: &Var) -> Result<Var> {
         let seed = ctx.next_seed();
         ctx.tape.dropout(x, self.p, ctx.is_training(), seed)
+    }
+}
+
+/// Stochastic depth on a residual branch (torchvision's `StochasticDepth(p, "row")`):
+/// each sample's branch dropped with probability `p` in training, the kept ones scaled
+/// by 1 / (1 - p); the identity in evaluation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StochasticDepth {
+    /// Probability of dropping a sample's branch.
+    pub p: f32,
+}
+
+impl Module for StochasticDepth {
+    /// Draws the samples to drop from a fresh seed of the context.
+    fn forward(&self, ctx: &mut Ctx, x: &Var) -> Result<Var> {
+        let seed = ctx.next_seed();
+        ctx.tape
+            .stochastic_depth(x, self.p, ctx.is_training(), seed)
     }
 }
 

@@ -22,7 +22,7 @@ pub use blocks::{Concat, SqueezeExcite, conv_norm_act};
 pub use context::Ctx;
 pub use conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 pub use init::{Fan, Init};
-pub use linear::{Dropout, Flatten, Linear, LinearConfig};
+pub use linear::{Dropout, Flatten, Linear, LinearConfig, StochasticDepth};
 pub use module::Module;
 pub use norm::{BatchNorm2d, BatchNorm2dConfig};
 pub use params::{ParamKind, ParamStore};

@@ -1,4 +1,6 @@
-//! Reports of a training run: the per-epoch table and its curves as a PNG plot.
+//! Reports: a training run's per-epoch table and its curves as a PNG plot, and a
+//! model's per-layer summary.
 
 pub mod metrics;
 pub mod plot;
+pub mod summary;

@@ -7,8 +7,12 @@
 //! run resumed from a checkpoint takes exactly the steps the uninterrupted run took: its
 //! parameters come out bit for bit the same.
 
+mod tta;
+
 use std::collections::BTreeMap;
 use std::path::Path;
+
+pub use tta::Tta;
 
 use crate::autograd::Tape;
 use crate::data::loader::{Batch, Loader};
@@ -18,6 +22,10 @@ use crate::io::checkpoint::{apply_checkpoint, load_checkpoint, save_checkpoint};
 use crate::nn::{Ctx, Module, ParamStore};
 use crate::optim::{Optimizer, Schedule};
 use crate::tensor::Tensor;
+
+/// The weight of an auxiliary classifier's loss (GoogLeNet's, Inception v3's) in the
+/// training loss, as the GoogLeNet paper sets it.
+pub const AUX_LOSS_WEIGHT: f32 = 0.3;
 
 /// What a training run is, besides its model and optimizer.
 #[derive(Clone, Debug, PartialEq)]
@@ -205,8 +213,13 @@ impl Trainer {
         let x = tape.input(Tensor::from_slice(&device, &batch.images, &batch.shape())?);
         let seed = self.config.seed ^ (self.step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let mut ctx = Ctx::train(&tape, &mut self.store, seed);
-        let logits = self.model.forward(&mut ctx, &x)?;
-        let loss = tape.cross_entropy(&logits, &batch.labels, self.config.label_smoothing)?;
+        let (logits, aux) = self.model.forward_aux(&mut ctx, &x)?;
+        let smoothing = self.config.label_smoothing;
+        let mut loss = tape.cross_entropy(&logits, &batch.labels, smoothing)?;
+        for head in &aux {
+            let head_loss = tape.cross_entropy(head, &batch.labels, smoothing)?;
+            loss = tape.add(&loss, &tape.scale(&head_loss, AUX_LOSS_WEIGHT)?)?;
+        }
         let grads = tape.backward(&loss)?.by_name()?;
         self.optimizer.step(&mut self.store, &grads, lr)?;
         Ok((loss.value().clone(), logits.value().clone()))
@@ -214,19 +227,60 @@ impl Trainer {
 
     /// Loss and accuracy on `loader` in evaluation mode (batch norm's running statistics,
     /// no dropout), calling `on_batch` after each batch.
-    pub fn evaluate(&mut self, loader: &Loader, mut on_batch: impl FnMut(&Tally)) -> Result<Tally> {
+    pub fn evaluate(&mut self, loader: &Loader, on_batch: impl FnMut(&Tally)) -> Result<Tally> {
+        self.evaluate_tta(loader, Tta::None, on_batch)
+    }
+
+    /// [`Trainer::evaluate`] with the softmax averaged over `tta`'s views of each image;
+    /// the loss is the cross-entropy of the averaged probabilities.
+    pub fn evaluate_tta(
+        &mut self,
+        loader: &Loader,
+        tta: Tta,
+        mut on_batch: impl FnMut(&Tally),
+    ) -> Result<Tally> {
         let mut tally = Tally::default();
         let device = self.device()?;
+        let smoothing = self.config.label_smoothing;
         for batch in loader.epoch(0) {
+            let shape = batch.shape();
+            let views = tta.views(&batch.images, shape);
             let tape = Tape::no_grad();
-            let x = tape.input(Tensor::from_slice(&device, &batch.images, &batch.shape())?);
-            let mut ctx = Ctx::eval(&tape, &self.store);
-            let logits = self.model.forward(&mut ctx, &x)?;
-            let loss = tape.cross_entropy(&logits, &batch.labels, self.config.label_smoothing)?;
+            let logits = if views.len() == 1 {
+                self.logits(&tape, &device, &views[0], &shape)?
+            } else {
+                let mut sum: Option<Tensor> = None;
+                for view in &views {
+                    let p = self.logits(&tape, &device, view, &shape)?.softmax()?;
+                    sum = Some(match sum {
+                        None => p,
+                        Some(s) => s.add(&p)?,
+                    });
+                }
+                let mean = sum
+                    .expect("at least one view")
+                    .scale(1.0 / views.len() as f32)?;
+                mean.log()?
+            };
+            let logits = tape.input(logits);
+            let loss = tape.cross_entropy(&logits, &batch.labels, smoothing)?;
             tally.add(loss.value(), logits.value(), &batch.labels)?;
             on_batch(&tally);
         }
         Ok(tally)
+    }
+
+    /// The model's logits for `images` in evaluation mode.
+    fn logits(
+        &self,
+        tape: &Tape,
+        device: &Device,
+        images: &[f32],
+        shape: &[usize],
+    ) -> Result<Tensor> {
+        let x = tape.input(Tensor::from_slice(device, images, shape)?);
+        let mut ctx = Ctx::eval(tape, &self.store);
+        Ok(self.model.forward(&mut ctx, &x)?.value().clone())
     }
 
     /// Saves a checkpoint at `path` (atomically): parameters, buffers, optimizer state,
