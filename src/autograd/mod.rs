@@ -1,6 +1,7 @@
 //! The autograd tape: ops on tracked values ([`Var`]) are recorded on a [`Tape`] as a
 //! closed enum ([`Op`]); [`Tape::backward`] walks the tape in reverse and applies each op's
-//! backward rule, which sits right beside it in [`Tape::backward_op`]. Creation order is a
+//! backward rule, which sits beside its forward in the op family's file (`conv.rs`,
+//! `norm.rs`, …). Creation order is a
 //! topological order, so no graph sort is needed. A value used by several ops accumulates
 //! its gradients. A tape made with [`Tape::no_grad`] records nothing (inference).
 //!

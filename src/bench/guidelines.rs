@@ -1,6 +1,6 @@
 //! The micro-benchmarks behind ShuffleNet V2's four design guidelines (Ma, Zhang, Zheng,
 //! Sun, ECCV 2018, arXiv 1807.11164, Section 2, Tables 1–4), built from the public ops a
-//! user's network calls ([`conv2d`], [`Tensor::relu`], [`Tensor::add`], [`concat`]), so
+//! user's network calls ([`conv2d`], [`Tensor::relu`], [`Tensor::add`], [`concat()`]), so
 //! they time what such a network would run. `benches/shufflenet_v2_guidelines.rs`,
 //! `examples/guidelines_report.rs` and the smoke test `kernels-tests/guidelines.rs` all
 //! build their networks here.

@@ -11,31 +11,12 @@
 //! added to the input scaled down (0.17, 0.10, 0.20), which the paper found keeps very
 //! deep residual Inception training stable (Section 3.3).
 
-use super::googlenet::BasicConv2d;
-use super::inception_v4::{max_pool, pool_proj, seq};
+use super::inception_v4::{conv, k, k1xn, knx1, max_pool, pool_proj, seq};
 use crate::autograd::Var;
 use crate::error::{Result, arg_err};
-use crate::nn::{
-    Concat, Conv2d, Conv2dConfig, Ctx, Flatten, Linear, LinearConfig, Module, Scope, Sequential,
-};
+use crate::nn::{Concat, Conv2d, Ctx, Flatten, Linear, LinearConfig, Module, Scope, Sequential};
 
 type Branch = Box<dyn Module>;
-
-fn k(n: usize) -> Conv2dConfig {
-    Conv2dConfig::new(n)
-}
-
-fn k1xn(n: usize) -> Conv2dConfig {
-    Conv2dConfig::rect(1, n).padding_hw((0, n / 2))
-}
-
-fn knx1(n: usize) -> Conv2dConfig {
-    Conv2dConfig::rect(n, 1).padding_hw((n / 2, 0))
-}
-
-fn conv(s: &mut Scope, c_in: usize, c_out: usize, cfg: Conv2dConfig) -> Result<Branch> {
-    Ok(Box::new(BasicConv2d::new(s, c_in, c_out, cfg)?))
-}
 
 /// `mixed_5b`, an Inception-A module: 1×1; 1×1 → 5×5; 1×1 → 3×3 → 3×3; pool → 1×1;
 /// 192 → 320.

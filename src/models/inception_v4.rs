@@ -20,20 +20,22 @@ type Branch = Box<dyn Module>;
 
 /// timm's `ConvNormAct`: convolution without bias, batch norm (eps 1e-3), ReLU; PyTorch's
 /// default initialization (timm sets no other for this model).
-fn conv(s: &mut Scope, c_in: usize, c_out: usize, cfg: Conv2dConfig) -> Result<Branch> {
+pub(crate) fn conv(s: &mut Scope, c_in: usize, c_out: usize, cfg: Conv2dConfig) -> Result<Branch> {
     Ok(Box::new(BasicConv2d::new(s, c_in, c_out, cfg)?))
 }
 
-fn k(n: usize) -> Conv2dConfig {
+/// An n×n convolution, no padding.
+pub(crate) fn k(n: usize) -> Conv2dConfig {
     Conv2dConfig::new(n)
 }
 
-/// 1×n then n×1 shapes keeping the size.
-fn k1xn(n: usize) -> Conv2dConfig {
+/// A 1×n convolution keeping the size.
+pub(crate) fn k1xn(n: usize) -> Conv2dConfig {
     Conv2dConfig::rect(1, n).padding_hw((0, n / 2))
 }
 
-fn knx1(n: usize) -> Conv2dConfig {
+/// An n×1 convolution keeping the size.
+pub(crate) fn knx1(n: usize) -> Conv2dConfig {
     Conv2dConfig::rect(n, 1).padding_hw((n / 2, 0))
 }
 

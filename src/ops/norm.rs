@@ -3,7 +3,7 @@
 //!
 //! Statistics are reductions (`shaders/reduce.wgsl`) per channel (batch norm) or per row
 //! (layer norm: one sample; group norm: one (sample, group)), in two passes — the mean,
-//! then the squared deviations from it, because E[x²] - E[x]² cancels catastrophically in
+//! then the squared deviations from it, because E\[x²\] - E\[x\]² cancels catastrophically in
 //! f32 when the mean is large next to the spread. The reductions split long rows, so any
 //! count per statistic stays within the loop budget. Every op is a fixed number of
 //! launches whatever the channel count. Tensors are immutable, so batch norm returns its

@@ -1,7 +1,7 @@
 //! Convolution in all its forms — standard, grouped, depthwise, pointwise, dilated and
 //! transposed — forward and backward, with PyTorch's semantics and weight layouts.
 //!
-//! Every form reduces to three primitives of one [`Geometry`] (a convolution's input
+//! Every form reduces to three primitives of one `Geometry` (a convolution's input
 //! `[N, C_in, H, W]`, weight `[C_out, C_in/groups, kH, kW]`, output `[N, C_out, Ho, Wo]`):
 //! - forward: output from input;
 //! - input gradient: input-shaped result from an output-shaped tensor — which is exactly
