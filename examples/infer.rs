@@ -26,8 +26,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
-use image::imageops::FilterType;
 use liandan::autograd::Tape;
+use liandan::data::images::imagenet_input;
 use liandan::io::checkpoint::write_atomically;
 use liandan::io::{apply_checkpoint, load_checkpoint};
 use liandan::models::zoo::{self, ZooOptions};
@@ -103,34 +103,6 @@ fn write_tensor(path: &Path, name: &str, t: &Tensor) -> Result<()> {
     write_atomically(path, &file)
 }
 
-/// torchvision's ImageNet evaluation transform: resize the short side to `resize`
-/// (bilinear), center crop `crop`, scale to [0, 1], normalize by ImageNet's mean and std.
-fn preprocess(device: &Device, path: &Path, resize: u32, crop: u32) -> Result<Tensor> {
-    let image = image::open(path).map_err(|e| file_err(path, e))?.to_rgb8();
-    let (w, h) = image.dimensions();
-    let scale = resize as f64 / w.min(h) as f64;
-    let (nw, nh) = (
-        ((w as f64 * scale).round() as u32).max(crop),
-        ((h as f64 * scale).round() as u32).max(crop),
-    );
-    let resized = image::imageops::resize(&image, nw, nh, FilterType::Triangle);
-    let (left, top) = ((nw - crop) / 2, (nh - crop) / 2);
-    let mean = [0.485f32, 0.456, 0.406];
-    let std = [0.229f32, 0.224, 0.225];
-    let plane = (crop * crop) as usize;
-    let mut values = vec![0.0f32; 3 * plane];
-    for y in 0..crop {
-        for x in 0..crop {
-            let pixel = resized.get_pixel(left + x, top + y);
-            for c in 0..3 {
-                let v = pixel[c] as f32 / 255.0;
-                values[c * plane + (y * crop + x) as usize] = (v - mean[c]) / std[c];
-            }
-        }
-    }
-    Tensor::from_vec(device, values, &[1, 3, crop as usize, crop as usize])
-}
-
 fn run(args: Args) -> Result<()> {
     let entry = zoo::find(&args.model)?;
     let ckpt = load_checkpoint(&args.weights)?;
@@ -169,10 +141,7 @@ fn run(args: Args) -> Result<()> {
 
     let input = match (&args.input, &args.image) {
         (Some(path), _) => read_tensor(&device, path, "input")?,
-        (None, Some(path)) => {
-            let crop = entry.input_size as u32;
-            preprocess(&device, path, crop * 256 / 224, crop)?
-        }
+        (None, Some(path)) => imagenet_input(&device, path, entry.input_size as u32)?,
         (None, None) => {
             return Err(Error::InvalidArgument(
                 "give --input X.safetensors --output Y.safetensors, or --image IMG".into(),

@@ -34,6 +34,9 @@ const HARDSWISH_GRAD: u32 = 8u;
 const SILU_GRAD: u32 = 9u;
 const TANH_GRAD: u32 = 10u;
 const LEAKY_RELU_GRAD: u32 = 11u;
+// Binary cross-entropy with logits: u = the logit, v = the target in [0, 1].
+const BCE_LOGITS: u32 = 12u;
+const BCE_LOGITS_GRAD: u32 = 13u;
 
 fn sigmoid(x: f32) -> f32 {
     return 1.0 / (1.0 + exp(-x));
@@ -80,6 +83,10 @@ fn combine(u: f32, v: f32) -> f32 {
         }
         // PyTorch: the slope at x = 0 is the negative one.
         case LEAKY_RELU_GRAD: { return select(u * p.alpha, u, v > 0.0); }
+        // max(u, 0) - u·v + log(1 + e^-|u|): no exponential of a large positive number,
+        // so any logit is finite (PyTorch's formulation).
+        case BCE_LOGITS: { return max(u, 0.0) - u * v + log(1.0 + exp(-abs(u))); }
+        case BCE_LOGITS_GRAD: { return sigmoid(u) - v; }
         default: { return u; }
     }
 }

@@ -2,7 +2,9 @@
 
 use super::{Op, Rule, Tape, Values, Var};
 use crate::error::Result;
-use crate::ops::loss::{cross_entropy, cross_entropy_backward};
+use crate::ops::loss::{
+    bce_with_logits, bce_with_logits_backward, cross_entropy, cross_entropy_backward,
+};
 use crate::tensor::Tensor;
 
 /// A softmax or loss op of input `x` (a node number).
@@ -19,6 +21,8 @@ pub enum LossOp {
         targets: Vec<usize>,
         smoothing: f32,
     },
+    /// Mean binary cross-entropy with logits, against fixed targets.
+    BceWithLogits { logits: usize, targets: Tensor },
 }
 
 impl Tape {
@@ -46,13 +50,28 @@ impl Tape {
         let f = |x: &Tensor| cross_entropy(x, targets, smoothing);
         self.unary(logits, "cross_entropy logits", f, op)
     }
+
+    /// Mean binary cross-entropy of `logits` against `targets` (probabilities in [0, 1],
+    /// the same shape; no gradient flows to them): a GAN's discriminator loss, with
+    /// targets of ones for real images and zeros for generated ones.
+    pub fn bce_with_logits(&self, logits: &Var, targets: &Tensor) -> Result<Var> {
+        let op = |logits| {
+            Op::Loss(LossOp::BceWithLogits {
+                logits,
+                targets: targets.clone(),
+            })
+        };
+        let f = |x: &Tensor| bce_with_logits(x, targets);
+        self.unary(logits, "bce_with_logits logits", f, op)
+    }
 }
 
 impl Rule for LossOp {
     fn inputs(&self) -> Vec<usize> {
         let (LossOp::Softmax { x }
         | LossOp::LogSoftmax { x }
-        | LossOp::CrossEntropy { logits: x, .. }) = self;
+        | LossOp::CrossEntropy { logits: x, .. }
+        | LossOp::BceWithLogits { logits: x, .. }) = self;
         vec![*x]
     }
 
@@ -63,6 +82,7 @@ impl Rule for LossOp {
             LossOp::CrossEntropy { smoothing, .. } => {
                 format!("cross_entropy smoothing={smoothing}")
             }
+            LossOp::BceWithLogits { .. } => "bce_with_logits".into(),
         }
     }
 
@@ -93,6 +113,10 @@ impl Rule for LossOp {
                 // The rule for a unit incoming gradient, scaled by the actual one (a
                 // one-element tensor that stays on the device).
                 let unit = cross_entropy_backward(value(*logits), targets, *smoothing, 1.0)?;
+                vec![(*logits, unit.mul(g)?)]
+            }
+            LossOp::BceWithLogits { logits, targets } => {
+                let unit = bce_with_logits_backward(value(*logits), targets)?;
                 vec![(*logits, unit.mul(g)?)]
             }
         })

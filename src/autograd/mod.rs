@@ -429,6 +429,15 @@ impl Tape {
             .collect()
     }
 
+    /// The value record `index` of [`Tape::records`] made (an intermediate feature map,
+    /// for instance); `None` past the end.
+    pub fn value(&self, index: usize) -> Option<Tensor> {
+        self.nodes
+            .borrow()
+            .get(index)
+            .map(|node| node.value.clone())
+    }
+
     /// How many ops are recorded.
     pub fn len(&self) -> usize {
         self.nodes.borrow().len()

@@ -1,4 +1,5 @@
-//! Training data on the CPU side: the CIFAR-10 reader and the batch loader.
+//! Data on the CPU side: the CIFAR-10 reader, the batch loader, and image files as model
+//! input.
 //!
 //! [`cifar10::Cifar10`] reads the binary layout into memory (u8, CHW per image) and
 //! checks every byte it depends on, so a truncated or corrupt file is an error that
@@ -23,4 +24,5 @@
 //! ```
 
 pub mod cifar10;
+pub mod images;
 pub mod loader;

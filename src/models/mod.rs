@@ -2,6 +2,7 @@
 //! paper's table, with torchvision's parameter names.
 
 pub mod alexnet;
+pub mod dcgan;
 pub mod densenet;
 pub mod efficientnet;
 pub mod googlenet;

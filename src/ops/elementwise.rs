@@ -87,6 +87,15 @@ pub enum BinaryOp {
 /// The leaky ReLU gradient is the binary kernel's op 11, reached through
 /// [`leaky_relu_grad`] (it takes a slope).
 const LEAKY_RELU_GRAD_OP: u32 = 11;
+/// Binary cross-entropy with logits per element, and its gradient: ops 12 and 13, used
+/// by `ops::loss::bce_with_logits`.
+pub(crate) const BCE_LOGITS_OP: (u32, &str) = (12, "bce_with_logits");
+pub(crate) const BCE_LOGITS_GRAD_OP: (u32, &str) = (13, "bce_with_logits_grad");
+
+/// `op` (one of the crate's own binary ops) of `a` and `b`, same shapes.
+pub(crate) fn binary_op(a: &Tensor, b: &Tensor, op: (u32, &str)) -> Result<Tensor> {
+    binary_kernel(a, b, op, 0.0)
+}
 
 /// Writes `value` to every element of `t` (records the fill; `t` is otherwise unchanged
 /// storage, so this is for freshly made tensors and for poisoning outputs in tests).

@@ -8,6 +8,7 @@
 //! Targets are uploaded per call as a `[N]` tensor holding each class index's `u32` bit
 //! pattern (one small write, which submits the work recorded before it).
 
+use super::elementwise::{BCE_LOGITS_GRAD_OP, BCE_LOGITS_OP, binary_op};
 use super::reduce::{Reduction, reduce_with};
 use super::softmax::row_stats;
 use crate::error::{Result, arg_err, shape_err};
@@ -156,4 +157,46 @@ pub fn cross_entropy_backward(
         (label_smoothing, scale),
     )?;
     Ok(grad)
+}
+
+/// Checks that `logits` and `targets` have one shape with at least one element.
+fn check_bce(op: &str, logits: &Tensor, targets: &Tensor) -> Result<usize> {
+    logits.check_same_device(targets, op)?;
+    if logits.shape() != targets.shape() {
+        return shape_err!(
+            "{op}: logits {:?} and targets {:?} must have the same shape",
+            logits.shape(),
+            targets.shape()
+        );
+    }
+    Ok(logits.numel())
+}
+
+/// Mean binary cross-entropy of `logits` against `targets` (probabilities in [0, 1], same
+/// shape), PyTorch's `binary_cross_entropy_with_logits`: mean of max(x, 0) - x·t +
+/// log(1 + e^-|x|), finite for any finite logit. A `[1]` tensor; NaN for no elements,
+/// as PyTorch.
+pub fn bce_with_logits(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let n = check_bce("bce_with_logits", logits, targets)?;
+    if n == 0 {
+        return Tensor::full(logits.device(), &[1], f32::NAN);
+    }
+    let per_element = binary_op(logits, targets, BCE_LOGITS_OP)?;
+    let all: Vec<usize> = (0..per_element.ndim()).collect();
+    reduce_with(
+        &per_element,
+        &all,
+        false,
+        Reduction::Sum,
+        None,
+        1.0 / n as f32,
+    )?
+    .reshape(&[1])
+}
+
+/// The gradient of [`bce_with_logits`] with respect to the logits for a unit loss
+/// gradient: (σ(x) - t) / n.
+pub fn bce_with_logits_backward(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let n = check_bce("bce_with_logits_backward", logits, targets)?;
+    binary_op(logits, targets, BCE_LOGITS_GRAD_OP)?.scale(1.0 / n.max(1) as f32)
 }
