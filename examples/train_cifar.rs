@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use liandan::data::cifar10::Cifar10;
+use liandan::data::cifar10::{self, Cifar10};
 use liandan::data::loader::{Augment, Loader};
 use liandan::models::zoo::{self, ZooOptions};
 use liandan::models::{MobileNetV2, MobileNetV2Config};
@@ -36,8 +36,8 @@ struct Args {
     /// The architecture (`model_summary --all` lists them)
     #[arg(long, default_value = "mobilenet_v2")]
     model: String,
-    /// CIFAR-10 binary release (default: $CIFAR10_DIR, else data/cifar-10-batches-bin,
-    /// else ../shared/data/cifar-10-batches-bin)
+    /// CIFAR-10 binary release: its cifar-10-batches-bin directory or one holding it
+    /// (default: $CIFAR10_DIR, else data/, else ../shared/data/)
     #[arg(long)]
     data: Option<PathBuf>,
     /// Train until this many epochs are done
@@ -113,30 +113,6 @@ fn build_model(args: &Args, device: &Device) -> Result<(Box<dyn Module>, ParamSt
     nn::build(device, args.seed, |s| entry.build(s, &options))
 }
 
-/// The data directory: the flag, `$CIFAR10_DIR`, or the first default that exists.
-fn data_dir(flag: Option<&Path>) -> Result<PathBuf> {
-    let candidates: Vec<PathBuf> = match (flag, std::env::var_os("CIFAR10_DIR")) {
-        (Some(dir), _) => vec![dir.to_path_buf()],
-        (None, Some(dir)) => vec![dir.into()],
-        (None, None) => vec![
-            "data/cifar-10-batches-bin".into(),
-            "../shared/data/cifar-10-batches-bin".into(),
-        ],
-    };
-    candidates
-        .iter()
-        .find(|d| d.join("data_batch_1.bin").is_file())
-        .cloned()
-        .ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "no CIFAR-10 data in {candidates:?}: download the official \"CIFAR-10 binary \
-             version\" (cifar-10-binary.tar.gz), unpack it, and point --data (or \
-             $CIFAR10_DIR) at the cifar-10-batches-bin directory holding data_batch_1.bin … \
-             test_batch.bin"
-            ))
-        })
-}
-
 /// A progress bar of `len` steps, or a hidden one when stderr is not a terminal (logs
 /// get a plain line every 10% instead).
 fn progress_bar(len: usize, prefix: String) -> ProgressBar {
@@ -151,7 +127,7 @@ fn progress_bar(len: usize, prefix: String) -> ProgressBar {
 }
 
 fn run(args: Args) -> Result<f64> {
-    let dir = data_dir(args.data.as_deref())?;
+    let dir = cifar10::locate(args.data.as_deref())?;
     let mut train_set = Cifar10::load_train(&dir)?;
     let mut test_set = Cifar10::load_test(&dir)?;
     if let Some(n) = args.limit_train {

@@ -514,3 +514,57 @@ fn bce_with_logits() {
         .to_string();
     assert!(err.contains("[3, 5]") && err.contains("[5, 3]"), "{err}");
 }
+
+/// Cross-entropy per pixel over the channels, with ignored pixels, against f64 and by
+/// finite differences; every pixel ignored gives NaN; bad targets and shapes are errors.
+#[test]
+fn pixel_cross_entropy_with_ignored_pixels() {
+    use liandan::ops::loss::pixel_cross_entropy;
+    let (n, c, h, w) = (2, 4, 3, 5);
+    let ignore = 255;
+    let targets: Vec<usize> = (0..n * h * w)
+        .map(|i| if i % 7 == 3 { ignore } else { (i * 5) % c })
+        .collect();
+    let counted = targets.iter().filter(|&&t| t != ignore).count() as f64;
+    let reference = |x: &[f64]| {
+        let mut sum = 0.0;
+        for b in 0..n {
+            for q in 0..h * w {
+                let t = targets[b * h * w + q];
+                if t == ignore {
+                    continue;
+                }
+                let at = |k: usize| x[(b * c + k) * h * w + q];
+                let m = (0..c).map(at).fold(f64::MIN, f64::max);
+                let s: f64 = (0..c).map(|k| (at(k) - m).exp()).sum();
+                sum += s.ln() + m - at(t);
+            }
+        }
+        vec![sum / counted]
+    };
+    check(
+        "pixel_cross_entropy",
+        &[(vec![n, c, h, w], -3.0, 3.0)],
+        |tape, v| {
+            tape.pixel_cross_entropy(&v[0], &targets, Some(ignore))
+                .unwrap()
+        },
+        |v| reference(&v[0]),
+    );
+    let x = Tensor::zeros(device(), &[n, c, h, w]).unwrap();
+    let all_ignored = vec![ignore; n * h * w];
+    let nan = pixel_cross_entropy(&x, &all_ignored, Some(ignore)).unwrap();
+    assert!(nan.to_vec().unwrap()[0].is_nan());
+    let mut bad = targets.clone();
+    bad[4] = c;
+    let err = pixel_cross_entropy(&x, &bad, Some(ignore))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("pixel 4") && err.contains("class 4"), "{err}");
+    let err = pixel_cross_entropy(&x, &targets[1..], None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&format!("{}", n * h * w - 1)), "{err}");
+    let flat = Tensor::zeros(device(), &[n, c]).unwrap();
+    assert!(pixel_cross_entropy(&flat, &[0, 1], None).is_err());
+}

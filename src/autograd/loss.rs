@@ -4,6 +4,7 @@ use super::{Op, Rule, Tape, Values, Var};
 use crate::error::Result;
 use crate::ops::loss::{
     bce_with_logits, bce_with_logits_backward, cross_entropy, cross_entropy_backward,
+    pixel_cross_entropy, pixel_cross_entropy_backward,
 };
 use crate::tensor::Tensor;
 
@@ -23,6 +24,12 @@ pub enum LossOp {
     },
     /// Mean binary cross-entropy with logits, against fixed targets.
     BceWithLogits { logits: usize, targets: Tensor },
+    /// Mean cross-entropy per pixel over the channels, some pixels ignored.
+    PixelCrossEntropy {
+        logits: usize,
+        targets: Vec<usize>,
+        ignore_index: Option<usize>,
+    },
 }
 
 impl Tape {
@@ -64,6 +71,26 @@ impl Tape {
         let f = |x: &Tensor| bce_with_logits(x, targets);
         self.unary(logits, "bce_with_logits logits", f, op)
     }
+
+    /// Mean cross-entropy per pixel of `logits` `[N, C, H, W]` against one class per
+    /// pixel, pixels whose target is `ignore_index` left out (semantic segmentation; see
+    /// [`crate::ops::loss::pixel_cross_entropy`]).
+    pub fn pixel_cross_entropy(
+        &self,
+        logits: &Var,
+        targets: &[usize],
+        ignore_index: Option<usize>,
+    ) -> Result<Var> {
+        let op = |logits| {
+            Op::Loss(LossOp::PixelCrossEntropy {
+                logits,
+                targets: targets.to_vec(),
+                ignore_index,
+            })
+        };
+        let f = |x: &Tensor| pixel_cross_entropy(x, targets, ignore_index);
+        self.unary(logits, "pixel_cross_entropy logits", f, op)
+    }
 }
 
 impl Rule for LossOp {
@@ -71,7 +98,8 @@ impl Rule for LossOp {
         let (LossOp::Softmax { x }
         | LossOp::LogSoftmax { x }
         | LossOp::CrossEntropy { logits: x, .. }
-        | LossOp::BceWithLogits { logits: x, .. }) = self;
+        | LossOp::BceWithLogits { logits: x, .. }
+        | LossOp::PixelCrossEntropy { logits: x, .. }) = self;
         vec![*x]
     }
 
@@ -83,6 +111,9 @@ impl Rule for LossOp {
                 format!("cross_entropy smoothing={smoothing}")
             }
             LossOp::BceWithLogits { .. } => "bce_with_logits".into(),
+            LossOp::PixelCrossEntropy { ignore_index, .. } => {
+                format!("pixel_cross_entropy ignore={ignore_index:?}")
+            }
         }
     }
 
@@ -117,6 +148,14 @@ impl Rule for LossOp {
             }
             LossOp::BceWithLogits { logits, targets } => {
                 let unit = bce_with_logits_backward(value(*logits), targets)?;
+                vec![(*logits, unit.mul(g)?)]
+            }
+            LossOp::PixelCrossEntropy {
+                logits,
+                targets,
+                ignore_index,
+            } => {
+                let unit = pixel_cross_entropy_backward(value(*logits), targets, *ignore_index)?;
                 vec![(*logits, unit.mul(g)?)]
             }
         })

@@ -68,6 +68,34 @@ pub struct Cifar10 {
     labels: Vec<u8>,
 }
 
+/// The official binary release (163 MB): unpacked, it is the `cifar-10-batches-bin`
+/// directory the loaders read.
+pub const DOWNLOAD_URL: &str = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz";
+
+/// Where the data is: `flag` when given, else `$CIFAR10_DIR`, else `data/` and
+/// `../shared/data/` from the working directory. Each candidate may be the
+/// `cifar-10-batches-bin` directory itself or a directory holding it. An `Err` lists
+/// what was looked at and says where to get the data.
+pub fn locate(flag: Option<&Path>) -> Result<PathBuf> {
+    let candidates: Vec<PathBuf> = match (flag, std::env::var_os("CIFAR10_DIR")) {
+        (Some(dir), _) => vec![dir.to_path_buf()],
+        (None, Some(dir)) => vec![dir.into()],
+        (None, None) => vec!["data".into(), "../shared/data".into()],
+    };
+    for dir in &candidates {
+        for dir in [dir.clone(), dir.join("cifar-10-batches-bin")] {
+            if dir.join(TRAIN_FILES[0]).is_file() {
+                return Ok(dir);
+            }
+        }
+    }
+    arg_err!(
+        "no CIFAR-10 data in {candidates:?} (nor in a cifar-10-batches-bin directory inside \
+         them): download the binary version from {DOWNLOAD_URL}, unpack it (tar xzf) into \
+         data/, or point --data or $CIFAR10_DIR at the directory holding it"
+    )
+}
+
 impl Cifar10 {
     /// The 50,000 training records: `data_batch_1.bin` … `data_batch_5.bin` in `dir`,
     /// in that order.

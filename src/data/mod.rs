@@ -26,3 +26,4 @@
 pub mod cifar10;
 pub mod images;
 pub mod loader;
+pub mod shapes;

@@ -14,6 +14,7 @@ pub mod mobilenet_v1;
 pub mod mobilenet_v2;
 pub mod mobilenet_v3;
 pub mod resnet;
+pub mod segmentation;
 pub mod shufflenet_v1;
 pub mod shufflenet_v2;
 pub mod vgg;

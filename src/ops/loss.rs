@@ -200,3 +200,146 @@ pub fn bce_with_logits_backward(logits: &Tensor, targets: &Tensor) -> Result<Ten
     let n = check_bce("bce_with_logits_backward", logits, targets)?;
     binary_op(logits, targets, BCE_LOGITS_GRAD_OP)?.scale(1.0 / n.max(1) as f32)
 }
+
+const PIXEL_LOSS: Kernel = kernel!("pixel_loss.wgsl");
+
+/// The pixel count, classes, plane and counted pixels, after checking the logits
+/// `[N, C, H, W]` and one target per pixel (a class below C, or `ignore_index`).
+fn check_pixels(
+    op: &str,
+    logits: &Tensor,
+    targets: &[usize],
+    ignore_index: Option<usize>,
+) -> Result<(usize, usize, usize, usize)> {
+    let &[n, c, h, w] = logits.shape() else {
+        return shape_err!(
+            "{op}: expected logits of shape [N, C, H, W], got {:?}",
+            logits.shape()
+        );
+    };
+    let pixels = n * h * w;
+    if targets.len() != pixels {
+        return shape_err!(
+            "{op}: {} targets for logits of shape {:?} ({pixels} pixels, N·H·W)",
+            targets.len(),
+            logits.shape()
+        );
+    }
+    let mut counted = 0;
+    for (i, &t) in targets.iter().enumerate() {
+        if Some(t) == ignore_index {
+            continue;
+        }
+        if t >= c {
+            return arg_err!(
+                "{op}: pixel {i} has class {t}, but there are only C = {c} classes (and the \
+                 ignored index is {ignore_index:?})"
+            );
+        }
+        counted += 1;
+    }
+    Ok((pixels, c, h * w, counted))
+}
+
+/// The per-pixel maximum and Σ exp(x - max) over the channels, and the targets as u32
+/// bits (ignored pixels as all ones).
+fn pixel_stats(
+    logits: &Tensor,
+    targets: &[usize],
+    ignore_index: Option<usize>,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let max = reduce_with(logits, &[1], true, Reduction::Max, None, 1.0)?;
+    let sum = reduce_with(logits, &[1], true, Reduction::SumExp, Some(&max), 1.0)?;
+    let bits: Vec<f32> = targets
+        .iter()
+        .map(|&t| {
+            f32::from_bits(if Some(t) == ignore_index {
+                u32::MAX
+            } else {
+                t as u32
+            })
+        })
+        .collect();
+    let targets = Tensor::from_vec(logits.device(), bits, &[targets.len()])?;
+    Ok((max, sum, targets))
+}
+
+fn launch_pixels(
+    entry: &'static str,
+    (logits, targets, max, sum): (&Tensor, &Tensor, &Tensor, &Tensor),
+    out: &Tensor,
+    (invocations, classes, plane): (usize, usize, usize),
+    scale: f32,
+) -> Result<()> {
+    logits.device().dispatch(
+        &PIXEL_LOSS,
+        entry,
+        &[],
+        &[
+            logits.buffer(),
+            targets.buffer(),
+            max.buffer(),
+            sum.buffer(),
+            out.buffer(),
+        ],
+        &[
+            invocations as u32,
+            classes as u32,
+            plane as u32,
+            scale.to_bits(),
+        ],
+        Grid::for_items(invocations as u64, 256).trips(0),
+    )
+}
+
+/// Mean cross-entropy per pixel for semantic segmentation (PyTorch's `cross_entropy` on
+/// `[N, C, H, W]` logits with `ignore_index`): the softmax runs over the channels of
+/// each pixel, `targets` holds one class per pixel (N·H·W, row by row), and pixels whose
+/// target is `ignore_index` count neither in the sum nor in the mean. A `[1]` tensor; NaN
+/// when every pixel is ignored, as PyTorch. An `Err` names a target that is neither
+/// below C nor ignored, or a count or shape that does not fit.
+pub fn pixel_cross_entropy(
+    logits: &Tensor,
+    targets: &[usize],
+    ignore_index: Option<usize>,
+) -> Result<Tensor> {
+    let op = "pixel_cross_entropy";
+    let (pixels, c, plane, counted) = check_pixels(op, logits, targets, ignore_index)?;
+    if counted == 0 {
+        return Tensor::full(logits.device(), &[1], f32::NAN);
+    }
+    let (max, sum, bits) = pixel_stats(logits, targets, ignore_index)?;
+    let losses = logits.uninit_like(&[pixels])?;
+    let operands = (logits, &bits, &max, &sum);
+    launch_pixels("pixels", operands, &losses, (pixels, c, plane), 1.0)?;
+    reduce_with(
+        &losses,
+        &[0],
+        false,
+        Reduction::Sum,
+        None,
+        1.0 / counted as f32,
+    )?
+    .reshape(&[1])
+}
+
+/// The gradient of [`pixel_cross_entropy`] with respect to the logits for a unit loss
+/// gradient: (softmax - one-hot) / (pixels counted), zero at ignored pixels.
+pub fn pixel_cross_entropy_backward(
+    logits: &Tensor,
+    targets: &[usize],
+    ignore_index: Option<usize>,
+) -> Result<Tensor> {
+    let op = "pixel_cross_entropy_backward";
+    let (_, c, plane, counted) = check_pixels(op, logits, targets, ignore_index)?;
+    let dx = logits.uninit_like(logits.shape())?;
+    if counted == 0 {
+        crate::ops::elementwise::fill(&dx, 0.0)?;
+        return Ok(dx);
+    }
+    let (max, sum, bits) = pixel_stats(logits, targets, ignore_index)?;
+    let operands = (logits, &bits, &max, &sum);
+    let scale = 1.0 / counted as f32;
+    launch_pixels("backward", operands, &dx, (logits.numel(), c, plane), scale)?;
+    Ok(dx)
+}
