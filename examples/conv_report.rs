@@ -7,41 +7,23 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
+use clap::Parser;
 use liandan::ops::conv::ConvCase;
 use liandan::{Device, Result};
 
+/// Time the benchmark convolutions, forward and forward+backward.
+#[derive(Parser, Debug)]
+#[command(version, about)]
 struct Args {
+    /// One tab-separated line per shape
+    #[arg(long)]
     tsv: bool,
-    batch: usize,
-    iters: usize,
-}
-
-fn parse_args() -> std::result::Result<Args, String> {
-    let mut args = Args {
-        tsv: false,
-        batch: 32,
-        iters: 5,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        let mut number = |flag: &str| -> std::result::Result<usize, String> {
-            it.next()
-                .and_then(|v| v.parse().ok())
-                .filter(|&v| v > 0)
-                .ok_or(format!("{flag} needs a positive number"))
-        };
-        match a.as_str() {
-            "--tsv" => args.tsv = true,
-            "--batch" => args.batch = number("--batch")?,
-            "--iters" => args.iters = number("--iters")?,
-            other => {
-                return Err(format!(
-                    "unknown argument {other:?}; use --tsv, --batch N, --iters N"
-                ));
-            }
-        }
-    }
-    Ok(args)
+    /// Images per batch
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
+    batch: u64,
+    /// Timed runs per shape (the median is reported)
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    iters: u64,
 }
 
 /// Median seconds of `iters` timed runs of `f` (each waits for the device).
@@ -59,7 +41,7 @@ fn time(device: &Device, iters: usize, mut f: impl FnMut() -> Result<()>) -> Res
 
 fn run(args: &Args) -> Result<()> {
     let device = Device::new()?;
-    let cases = ConvCase::all(&device, args.batch)?;
+    let cases = ConvCase::all(&device, args.batch as usize)?;
     device.synchronize()?;
     if !args.tsv {
         let s = device.summary();
@@ -77,8 +59,10 @@ fn run(args: &Args) -> Result<()> {
         case.forward_backward()?;
         device.synchronize()?;
         let first = first.elapsed().as_secs_f64();
-        let fwd = time(&device, args.iters, || case.forward().map(drop))?;
-        let both = time(&device, args.iters, || case.forward_backward().map(drop))?;
+        let fwd = time(&device, args.iters as usize, || case.forward().map(drop))?;
+        let both = time(&device, args.iters as usize, || {
+            case.forward_backward().map(drop)
+        })?;
         let flops = 2.0 * case.macs() as f64;
         let (gf, gb) = (flops / fwd / 1e9, 3.0 * flops / both / 1e9);
         if args.tsv {
@@ -106,14 +90,7 @@ fn run(args: &Args) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&args) {
+    match run(&Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("conv_report: {e}");

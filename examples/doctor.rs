@@ -3,6 +3,8 @@
 //! Exits non-zero when any self-test fails.
 
 use std::process::ExitCode;
+
+use clap::Parser;
 use std::time::Instant;
 
 use liandan::ops::conv::{Conv2dParams, conv2d};
@@ -155,7 +157,13 @@ fn loss(d: &Device, rng: &mut Rng) -> Result<f64> {
     Ok(max_rel_err(&got, &[total / 4.0]))
 }
 
+/// Report the adapter liandan picks and self-test every kernel family on it.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {}
+
 fn main() -> ExitCode {
+    Args::parse();
     let device = match Device::new() {
         Ok(d) => d,
         Err(e) => {

@@ -16,60 +16,39 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use clap::Parser;
 use liandan::bench::guidelines::{Guideline, GuidelineNet, networks};
 use liandan::{Device, Result};
 
+/// Run ShuffleNet V2's guideline experiments G1-G4 and print their tables.
+#[derive(Parser, Debug)]
+#[command(version, about)]
 struct Args {
-    batch: usize,
-    iters: usize,
-    size: usize,
+    /// Images per batch
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..))]
+    batch: u64,
+    /// Timed runs per network (the median is reported)
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+    iters: u64,
+    /// Side of the input feature maps
+    #[arg(long, default_value_t = 56, value_parser = clap::value_parser!(u64).range(1..))]
+    size: u64,
+    /// Guidelines to run, comma-separated (g1, g2, g3, g4)
+    #[arg(long, value_delimiter = ',', default_value = "g1,g2,g3,g4", value_parser = parse_guideline)]
     only: Vec<Guideline>,
+    /// Also write the tables as Markdown to this file
+    #[arg(long)]
     markdown: Option<String>,
+    /// One tab-separated line per setting
+    #[arg(long)]
     tsv: bool,
 }
 
-fn parse_args() -> std::result::Result<Args, String> {
-    let mut args = Args {
-        batch: 8,
-        iters: 3,
-        size: 56,
-        only: Guideline::ALL.to_vec(),
-        markdown: None,
-        tsv: false,
-    };
-    let usage = "use --batch N, --iters N, --size N, --only g1,g2, --markdown FILE, --tsv";
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        let mut value = |flag: &str| it.next().ok_or(format!("{flag} needs a value"));
-        let mut number = |flag: &str| -> std::result::Result<usize, String> {
-            value(flag)?
-                .parse()
-                .ok()
-                .filter(|&v| v > 0)
-                .ok_or(format!("{flag} needs a positive number"))
-        };
-        match a.as_str() {
-            "--batch" => args.batch = number("--batch")?,
-            "--iters" => args.iters = number("--iters")?,
-            "--size" => args.size = number("--size")?,
-            "--markdown" => args.markdown = Some(value("--markdown")?),
-            "--tsv" => args.tsv = true,
-            "--only" => {
-                let list = value("--only")?;
-                args.only = list
-                    .split(',')
-                    .map(|name| {
-                        Guideline::ALL
-                            .into_iter()
-                            .find(|g| g.name().eq_ignore_ascii_case(name.trim()))
-                            .ok_or(format!("--only: unknown guideline {name:?} (g1..g4)"))
-                    })
-                    .collect::<std::result::Result<_, _>>()?;
-            }
-            other => return Err(format!("unknown argument {other:?}; {usage}")),
-        }
-    }
-    Ok(args)
+fn parse_guideline(name: &str) -> std::result::Result<Guideline, String> {
+    Guideline::ALL
+        .into_iter()
+        .find(|g| g.name().eq_ignore_ascii_case(name.trim()))
+        .ok_or(format!("unknown guideline {name:?} (g1..g4)"))
 }
 
 /// One measured setting.
@@ -246,9 +225,9 @@ fn run(args: &Args) -> Result<()> {
     }
     let mut markdown = format!("Adapter: {adapter}; {setup}.\n");
     for &g in &args.only {
-        let nets = networks(&device, g, args.batch, args.size)?;
+        let nets = networks(&device, g, args.batch as usize, args.size as usize)?;
         eprintln!("{}: timing {} settings", g.name(), nets.len());
-        let secs = time(&device, &nets, args.iters)?;
+        let secs = time(&device, &nets, args.iters as usize)?;
         let rows: Vec<Row> = nets
             .iter()
             .zip(secs)
@@ -299,14 +278,7 @@ fn run(args: &Args) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&args) {
+    match run(&Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("guidelines_report: {e}");

@@ -10,7 +10,6 @@
 //! continues a run from its checkpoint exactly as if it had not stopped. The last line is
 //! `test_accuracy=0.XXXX`.
 
-use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -20,6 +19,7 @@ use std::time::Instant;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use liandan::data::cifar10::{self, Cifar10};
+use liandan::data::download::download_cifar10;
 use liandan::data::loader::{Augment, Loader};
 use liandan::models::zoo::{self, ZooOptions};
 use liandan::models::{MobileNetV2, MobileNetV2Config};
@@ -37,7 +37,8 @@ struct Args {
     #[arg(long, default_value = "mobilenet_v2")]
     model: String,
     /// CIFAR-10 binary release: its cifar-10-batches-bin directory or one holding it
-    /// (default: $CIFAR10_DIR, else data/, else ../shared/data/)
+    /// (default: $CIFAR10_DIR, else data/, else ../shared/data/; downloaded into data/
+    /// when none has it)
     #[arg(long)]
     data: Option<PathBuf>,
     /// Train until this many epochs are done
@@ -78,6 +79,9 @@ struct Args {
     /// Where each epoch's checkpoint goes (default: OUT/checkpoint.safetensors)
     #[arg(long)]
     checkpoint: Option<PathBuf>,
+    /// Also print diagnostics (buffer allocations per epoch)
+    #[arg(long)]
+    verbose: bool,
     /// Continue the run saved in this checkpoint
     #[arg(long)]
     resume: Option<PathBuf>,
@@ -113,12 +117,41 @@ fn build_model(args: &Args, device: &Device) -> Result<(Box<dyn Module>, ParamSt
     nn::build(device, args.seed, |s| entry.build(s, &options))
 }
 
+/// The data directory; when neither `--data` nor `$CIFAR10_DIR` names one and none is
+/// found, the official release is downloaded into `data/` (checked, then unpacked).
+fn find_or_download(args: &Args) -> Result<PathBuf> {
+    match cifar10::locate(args.data.as_deref()) {
+        Ok(dir) => Ok(dir),
+        Err(missing) if args.data.is_none() && std::env::var_os("CIFAR10_DIR").is_none() => {
+            println!("{missing}");
+            println!("downloading {} into data/ ...", cifar10::DOWNLOAD_URL);
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template("{bytes}/{total_bytes} [{bar:30}] {bytes_per_sec}")
+                    .expect("a valid template")
+                    .progress_chars("=> "),
+            );
+            let dir = download_cifar10(Path::new("data"), |done, total| {
+                if let Some(total) = total {
+                    bar.set_length(total);
+                }
+                bar.set_position(done);
+            })?;
+            bar.finish_and_clear();
+            println!("CIFAR-10 checked (MD5) and unpacked into {}", dir.display());
+            Ok(dir)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// A progress bar of `len` steps, or a hidden one when stderr is not a terminal (logs
 /// get a plain line every 10% instead).
 fn progress_bar(len: usize, prefix: String) -> ProgressBar {
     let bar = ProgressBar::new(len as u64);
+    // Fits 80 columns; the message carries the rates and, once known, the ETA.
     bar.set_style(
-        ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}")
+        ProgressStyle::with_template("{prefix:>11} [{bar:20}] {pos}/{len} {msg}")
             .expect("a valid template")
             .progress_chars("=> "),
     );
@@ -126,8 +159,22 @@ fn progress_bar(len: usize, prefix: String) -> ProgressBar {
     bar
 }
 
+/// "eta 4m10s" from `done` of `total` steps in `elapsed`; empty before the first step.
+fn eta(done: usize, total: usize, elapsed: std::time::Duration) -> String {
+    if done == 0 {
+        return String::new();
+    }
+    let left = (total.saturating_sub(done)) as f64 * elapsed.as_secs_f64() / done as f64;
+    let secs = left.round() as u64;
+    match secs {
+        s if s >= 3600 => format!("eta {}h{:02}m", s / 3600, s % 3600 / 60),
+        s if s >= 60 => format!("eta {}m{:02}s", s / 60, s % 60),
+        s => format!("eta {s}s"),
+    }
+}
+
 fn run(args: Args) -> Result<f64> {
-    let dir = cifar10::locate(args.data.as_deref())?;
+    let dir = find_or_download(&args)?;
     let mut train_set = Cifar10::load_train(&dir)?;
     let mut test_set = Cifar10::load_test(&dir)?;
     if let Some(n) = args.limit_train {
@@ -196,7 +243,12 @@ fn run(args: Args) -> Result<f64> {
         .checkpoint
         .clone()
         .unwrap_or_else(|| out.join("checkpoint.safetensors"));
-    let run_meta = BTreeMap::from([("model".to_string(), args.model.clone())]);
+    // Which model this is, so `zoo::load` rebuilds it from the checkpoint.
+    let cifar10 = ZooOptions {
+        cifar: true,
+        ..ZooOptions::new(10)
+    };
+    let run_meta = zoo::model_meta(zoo::find(&args.model)?, &cifar10);
     let mut metrics = MetricsLog::new();
     if let Some(path) = &args.resume {
         let saved = trainer.resume(path)?;
@@ -238,7 +290,7 @@ fn run(args: Args) -> Result<f64> {
     let first_step_allocations = device.pool_stats().allocations;
     while trainer.epoch() < args.epochs {
         let epoch = trainer.epoch() + 1;
-        let bar = progress_bar(steps_per_epoch, format!("{epoch}/{}", args.epochs));
+        let bar = progress_bar(steps_per_epoch, format!("train {epoch}/{}", args.epochs));
         let start = Instant::now();
         let mut loop_start = None;
         let mut last_lr = args.lr;
@@ -259,9 +311,10 @@ fn run(args: Args) -> Result<f64> {
             }
             let rate = r.tally.seen() as f64 / start.elapsed().as_secs_f64();
             let message = format!(
-                "loss {:.4} acc {:.3} {rate:.1} img/s",
+                "loss {:.3} acc {:.3} {rate:.1} im/s {}",
                 r.tally.mean_loss(),
-                r.tally.accuracy()
+                r.tally.accuracy(),
+                eta(r.batch, steps_per_epoch, start.elapsed())
             );
             bar.inc(1);
             if plain_progress
@@ -269,10 +322,8 @@ fn run(args: Args) -> Result<f64> {
                     || r.batch == steps_per_epoch)
             {
                 // Not a terminal (a log, CI): the bar is hidden, so print a line each 10%.
-                let eta = (steps_per_epoch - r.batch) as f64 * start.elapsed().as_secs_f64()
-                    / r.batch as f64;
                 println!(
-                    "epoch {epoch}/{} step {}/{steps_per_epoch} {message} eta {eta:.0} s",
+                    "epoch {epoch}/{} step {}/{steps_per_epoch} {message}",
                     args.epochs, r.batch
                 );
             }
@@ -283,7 +334,18 @@ fn run(args: Args) -> Result<f64> {
             device.pool_stats().allocations - loop_start.unwrap_or(first_step_allocations);
         let train_rate = tally.seen() as f64 / start.elapsed().as_secs_f64();
         let eval_start = Instant::now();
-        let test_tally = trainer.evaluate(&test, |_| {})?;
+        let eval_bar = progress_bar(
+            test.batches_per_epoch(),
+            format!("test {epoch}/{}", args.epochs),
+        );
+        let test_tally = trainer.evaluate(&test, |t| {
+            eval_bar.inc(1);
+            let done = eval_bar.position() as usize;
+            let rate = t.seen() as f64 / eval_start.elapsed().as_secs_f64();
+            let left = eta(done, test.batches_per_epoch(), eval_start.elapsed());
+            eval_bar.set_message(format!("acc {:.3} {rate:.1} im/s {left}", t.accuracy()));
+        })?;
+        eval_bar.finish_and_clear();
         let eval_rate = test_tally.seen() as f64 / eval_start.elapsed().as_secs_f64();
         test_accuracy = test_tally.accuracy();
         if tta != Tta::None {
@@ -296,13 +358,15 @@ fn run(args: Args) -> Result<f64> {
         }
         println!(
             "epoch {epoch}: train loss {:.4} acc {:.4} | test loss {:.4} acc {:.4} | \
-             {train_rate:.1} img/s train, {eval_rate:.1} img/s eval | buffers the training \
-             steps allocated after step 1: {step_allocations}",
+             {train_rate:.1} img/s train, {eval_rate:.1} img/s eval",
             tally.mean_loss(),
             tally.accuracy(),
             test_tally.mean_loss(),
             test_accuracy,
         );
+        if args.verbose {
+            println!("  buffers the training steps allocated after step 1: {step_allocations}");
+        }
         metrics.push(EpochRow {
             epoch,
             lr: last_lr,
@@ -336,6 +400,7 @@ mod tests {
     use super::*;
     use liandan::data::cifar10::{RECORD_BYTES, TEST_FILE, TRAIN_FILES};
     use liandan::io::checkpoint::load_checkpoint;
+    use std::collections::BTreeMap;
 
     /// A directory of synthetic CIFAR-10 files (random pixels, labels in turn), removed on
     /// drop.

@@ -26,7 +26,7 @@ use liandan::models::dcgan;
 use liandan::nn::{self, Ctx, Module, ParamStore, Sequential};
 use liandan::optim::{AdamW, AdamWConfig, Optimizer};
 use liandan::report::image::Canvas;
-use liandan::report::plot::{Curve, write_curves};
+use liandan::report::plot::{Curve, Panel, write_panels};
 use liandan::{Device, Error, Result, Rng, Tensor};
 
 /// Train a DCGAN on CIFAR-10.
@@ -239,29 +239,43 @@ fn write_losses(out: &Path, log: &[Logged]) -> Result<()> {
         series(|l| l.d_fake),
     );
     let (blue, orange) = ([40, 90, 220], [230, 120, 20]);
-    write_curves(
+    write_panels(
         out.join("losses.png"),
         &[
-            vec![
-                Curve {
-                    values: &ld,
-                    rgb: blue,
-                },
-                Curve {
-                    values: &lg,
-                    rgb: orange,
-                },
-            ],
-            vec![
-                Curve {
-                    values: &pr,
-                    rgb: blue,
-                },
-                Curve {
-                    values: &pf,
-                    rgb: orange,
-                },
-            ],
+            Panel {
+                title: "losses",
+                x_label: "step",
+                y_label: "binary cross-entropy",
+                curves: vec![
+                    Curve {
+                        label: "discriminator",
+                        values: &ld,
+                        rgb: blue,
+                    },
+                    Curve {
+                        label: "generator",
+                        values: &lg,
+                        rgb: orange,
+                    },
+                ],
+            },
+            Panel {
+                title: "discriminator's P(real)",
+                x_label: "step",
+                y_label: "mean probability",
+                curves: vec![
+                    Curve {
+                        label: "real images",
+                        values: &pr,
+                        rgb: blue,
+                    },
+                    Curve {
+                        label: "generated",
+                        values: &pf,
+                        rgb: orange,
+                    },
+                ],
+            },
         ],
     )
 }
@@ -335,13 +349,13 @@ fn run(args: &Args) -> Result<Gan> {
         device.summary().name
     );
     let fixed_noise = Tensor::randn(&device, &[64, args.nz, 1, 1], args.seed ^ 0xF1)?;
-    let start = std::time::Instant::now();
+    let (start, first_step) = (std::time::Instant::now(), gan.step);
     while gan.step < args.steps {
         let real = real_batch(&data, &pool, args.batch, args.seed, gan.step);
         let logged = train_step(&mut gan, &device, real, args)?;
         log.push(logged);
         if gan.step % args.sample_every == 0 || gan.step == args.steps {
-            let rate = log.len() as f64 / start.elapsed().as_secs_f64();
+            let rate = (gan.step - first_step) as f64 / start.elapsed().as_secs_f64();
             println!(
                 "step {:5}: loss D {:.3} G {:.3} | D(x) {:.3} D(G(z)) {:.3} | {rate:.2} steps/s",
                 gan.step, logged.loss_d, logged.loss_g, logged.d_real, logged.d_fake

@@ -275,3 +275,24 @@ fn max_propagates_nan_as_pytorch() {
     let x = Tensor::from_vec(device(), vec![f32::NEG_INFINITY, -1.0], &[2]).unwrap();
     assert_eq!(x.max(&[0], false).unwrap().to_scalar().unwrap(), -1.0);
 }
+
+/// `argmax` and `topk` over the last axis: largest first, ties by index, NaN first (as
+/// PyTorch), and a k out of range is an error naming it.
+#[test]
+fn argmax_and_topk_rank_each_row() {
+    let t = Tensor::from_vec(
+        device(),
+        vec![1.0, 3.0, 3.0, 2.0, f32::NAN, 0.0, 5.0, -1.0],
+        &[2, 4],
+    )
+    .unwrap();
+    assert_eq!(t.argmax().unwrap(), vec![1, 0]);
+    let top = t.topk(3).unwrap();
+    assert_eq!(top[0], vec![(1, 3.0), (2, 3.0), (3, 2.0)]);
+    assert_eq!(top[1][0].0, 0);
+    assert!(top[1][0].1.is_nan());
+    assert_eq!(&top[1][1..], &[(2, 5.0), (1, 0.0)]);
+    let err = t.topk(5).unwrap_err().to_string();
+    assert!(err.contains("k = 5") && err.contains("[2, 4]"), "{err}");
+    assert!(t.topk(0).is_err());
+}

@@ -236,6 +236,19 @@ fn weights_round_trip_through_a_torchvision_style_file() {
         safetensors::Dtype::I64
     );
 
+    // A checkpoint that says which model it holds rebuilds it by itself.
+    let ckpt = dir.join("checkpoint.safetensors");
+    let entry = zoo::find("resnet18").unwrap();
+    liandan::io::save_checkpoint(&ckpt, &store, None, &zoo::model_meta(entry, &options)).unwrap();
+    let (found, rebuilt, rebuilt_store) = zoo::load(&ckpt, device()).unwrap();
+    assert_eq!(found.name, "resnet18");
+    assert_eq!(eval_logits(rebuilt.as_ref(), &rebuilt_store, &x), before);
+    let err = zoo::load(&path, device()).err().unwrap().to_string();
+    assert!(
+        err.contains("\"model\""),
+        "a plain state_dict names no model: {err}"
+    );
+
     // A file for another model: one error listing what is missing, extra and mis-shaped.
     let (_, mut other) = build("resnet34", &ZooOptions::new(10), 1);
     let err = load_state_dict(&path, &mut other, device())

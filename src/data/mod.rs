@@ -24,6 +24,7 @@
 //! ```
 
 pub mod cifar10;
+pub mod download;
 pub mod images;
 pub mod loader;
 pub mod shapes;

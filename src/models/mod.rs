@@ -1,5 +1,42 @@
 //! Classic architectures assembled from `crate::nn` layers, each file reading like its
-//! paper's table, with torchvision's parameter names.
+//! paper's table, with torchvision's parameter names. [`zoo`] finds them by name.
+//!
+//! Inference with torchvision's weights (a `state_dict` saved with safetensors):
+//!
+//! ```no_run
+//! use liandan::data::images::imagenet_input;
+//! use liandan::models::zoo;
+//! use liandan::{Device, nn};
+//! # fn main() -> liandan::Result<()> {
+//! let device = Device::new()?;
+//! let entry = zoo::find("resnet50")?;
+//! let options = entry.pretrained_options(1000);
+//! let (model, mut store) = nn::build(&device, 0, |s| entry.build(s, &options))?;
+//! liandan::io::load_state_dict("resnet50.safetensors", &mut store, &device)?;
+//! let image = imagenet_input(&device, "cat.jpg", 224)?; // resize, crop, normalize
+//! let probabilities = nn::predict(model.as_ref(), &store, &image)?;
+//! for (class, p) in &probabilities.topk(5)?[0] {
+//!     println!("{class:4} {:.1}%", 100.0 * p);
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! The same without files, as the tests run it:
+//!
+//! ```
+//! use liandan::models::zoo;
+//! use liandan::{Device, Tensor, nn};
+//! # fn main() -> liandan::Result<()> {
+//! let device = Device::new()?;
+//! let entry = zoo::find("mobilenet_v3_small")?;
+//! let (model, store) = nn::build(&device, 0, |s| entry.build(s, &entry.pretrained_options(10)))?;
+//! let images = Tensor::randn(&device, &[2, 3, 64, 64], 1)?;
+//! let probabilities = nn::predict(model.as_ref(), &store, &images)?;
+//! assert_eq!(probabilities.shape(), &[2, 10]);
+//! let classes = probabilities.argmax()?; // one per image
+//! assert!(classes.iter().all(|&c| c < 10));
+//! # Ok(()) }
+//! ```
 
 pub mod alexnet;
 pub mod dcgan;

@@ -466,3 +466,63 @@ pub fn find(name: &str) -> Result<&'static ZooEntry> {
         ))
     })
 }
+
+/// The checkpoint entries that say which model a file holds, as `train_cifar` writes
+/// them: the zoo name, the classes, and whether it is the small-input variant.
+pub const MODEL_KEYS: [&str; 3] = ["model", "num_classes", "cifar"];
+
+/// The entries of [`MODEL_KEYS`] for a model built from `entry` with `options`, to pass
+/// as a checkpoint's meta so [`load`] can rebuild it.
+pub fn model_meta(
+    entry: &ZooEntry,
+    options: &ZooOptions,
+) -> std::collections::BTreeMap<String, String> {
+    [
+        ("model", entry.name.to_string()),
+        ("num_classes", options.num_classes.to_string()),
+        ("cifar", options.cifar.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// Rebuilds the model a checkpoint (or state_dict file with the [`MODEL_KEYS`] entries)
+/// names and loads its tensors: the inference side of `train_cifar`. An `Err` names a
+/// missing or unreadable entry, or lists the tensors that do not fit.
+pub fn load(
+    path: impl AsRef<std::path::Path>,
+    device: &crate::gpu::Device,
+) -> Result<(&'static ZooEntry, Box<dyn Module>, crate::nn::ParamStore)> {
+    let path = path.as_ref();
+    let ckpt = crate::io::load_checkpoint(path)?;
+    let entry_of = |key: &str| {
+        ckpt.meta.get(key).ok_or_else(|| {
+            crate::error::Error::InvalidArgument(format!(
+                "{}: no {key:?} entry saying which model it holds (entries: {:?})",
+                path.display(),
+                ckpt.meta.keys().collect::<Vec<_>>()
+            ))
+        })
+    };
+    let entry = find(entry_of("model")?)?;
+    let num_classes = entry_of("num_classes")?.parse().map_err(|_| {
+        crate::error::Error::InvalidArgument(format!(
+            "{}: num_classes is not a number",
+            path.display()
+        ))
+    })?;
+    // Auxiliary heads when the file has theirs (a GoogLeNet trained here keeps them).
+    let aux_logits = ckpt
+        .tensors
+        .iter()
+        .any(|(name, _, _)| name.starts_with("aux1.") || name.starts_with("AuxLogits."));
+    let options = ZooOptions {
+        cifar: entry_of("cifar")? == "true",
+        aux_logits,
+        ..ZooOptions::new(num_classes)
+    };
+    let (model, mut store) = crate::nn::build(device, 0, |s| entry.build(s, &options))?;
+    crate::io::apply_checkpoint(&ckpt, &mut store, device, None)?;
+    Ok((entry, model, store))
+}

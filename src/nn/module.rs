@@ -18,3 +18,18 @@ pub trait Module {
         Ok((self.forward(ctx, x)?, Vec::new()))
     }
 }
+
+/// Class probabilities `[N, classes]` of a classifier for images `x` `[N, C, H, W]`: one
+/// forward pass in evaluation mode (batch norm's running statistics, no dropout) on a
+/// tape that records nothing, then a softmax. For the class itself, read the result with
+/// [`crate::Tensor::argmax`] or [`crate::Tensor::topk`].
+pub fn predict(
+    model: &dyn Module,
+    store: &crate::nn::ParamStore,
+    x: &crate::tensor::Tensor,
+) -> Result<crate::tensor::Tensor> {
+    let tape = crate::autograd::Tape::no_grad();
+    let input = tape.input(x.clone());
+    let logits = model.forward(&mut Ctx::eval(&tape, store), &input)?;
+    logits.value().softmax()
+}

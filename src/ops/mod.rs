@@ -11,6 +11,7 @@ pub mod matmul;
 mod matmul_windows;
 pub mod norm;
 pub mod pool;
+mod rank;
 pub mod reduce;
 pub mod softmax;
 

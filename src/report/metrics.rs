@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::plot::{Curve, write_curves};
+use super::plot::{Curve, Panel, write_panels};
 use crate::error::{Error, Result};
 use crate::io::checkpoint::write_atomically;
 
@@ -122,11 +122,21 @@ impl MetricsLog {
         let series = |f: fn(&EpochRow) -> f64| self.rows.iter().map(f).collect::<Vec<f64>>();
         let (train_loss, test_loss) = (series(|r| r.train.0), series(|r| r.test.0));
         let (train_acc, test_acc) = (series(|r| r.train.1), series(|r| r.test.1));
-        write_curves(
+        write_panels(
             dir.join("curves.png"),
             &[
-                train_and_test(&train_loss, &test_loss),
-                train_and_test(&train_acc, &test_acc),
+                Panel {
+                    title: "loss",
+                    x_label: "epoch",
+                    y_label: "cross-entropy",
+                    curves: train_and_test(&train_loss, &test_loss),
+                },
+                Panel {
+                    title: "accuracy",
+                    x_label: "epoch",
+                    y_label: "top-1 accuracy",
+                    curves: train_and_test(&train_acc, &test_acc),
+                },
             ],
         )
     }
@@ -136,10 +146,12 @@ impl MetricsLog {
 fn train_and_test<'a>(train: &'a [f64], test: &'a [f64]) -> Vec<Curve<'a>> {
     vec![
         Curve {
+            label: "train",
             values: train,
             rgb: [31, 119, 180],
         },
         Curve {
+            label: "test",
             values: test,
             rgb: [255, 127, 14],
         },
