@@ -151,7 +151,7 @@ fn progress_bar(len: usize, prefix: String) -> ProgressBar {
     let bar = ProgressBar::new(len as u64);
     // Fits 80 columns; the message carries the rates and, once known, the ETA.
     bar.set_style(
-        ProgressStyle::with_template("{prefix:>11} [{bar:20}] {pos}/{len} {msg}")
+        ProgressStyle::with_template("{prefix:>11} [{bar:16}] {pos}/{len} {msg}")
             .expect("a valid template")
             .progress_chars("=> "),
     );
