@@ -6,7 +6,7 @@ CARGO ?= cargo
 # Mesa's Vulkan loader warns when this is unset; any private directory will do.
 export XDG_RUNTIME_DIR ?= /tmp/liandan-runtime-$(shell id -u)
 
-.PHONY: train test doctor bench lint vulkan
+.PHONY: train test doctor bench bench-train gpu-check lint vulkan
 
 vulkan:
 	@mkdir -p -m 700 $(XDG_RUNTIME_DIR)
@@ -27,6 +27,15 @@ doctor: vulkan
 
 bench: vulkan
 	$(CARGO) bench --bench kernels
+
+# The MobileNetV2-CIFAR training step and evaluation in images/s, a per-op breakdown,
+# and PyTorch on the same net when it is importable.
+bench-train: vulkan
+	$(CARGO) run --release --example bench_train -- $(BENCH_ARGS)
+
+# Everything to run on a machine with a GPU, into gpu-check-results.txt (see the script).
+gpu-check: vulkan
+	bash scripts/gpu-check.sh $(GPU_CHECK_ARGS)
 
 lint:
 	$(CARGO) fmt --check

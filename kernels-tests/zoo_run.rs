@@ -374,3 +374,39 @@ fn every_family_trains_two_steps_with_a_falling_loss() {
 fn every_family_trains_two_steps_on_64_images() {
     every_family_trains_two_steps(64);
 }
+
+/// A profiled tape charges every op of a step to its kind, forward and backward, and
+/// names the convolution forms; an ordinary tape reports nothing.
+#[test]
+fn a_profiled_step_is_broken_down_by_kind_of_op() {
+    let (model, mut store) = build(
+        "mobilenet_v3_small",
+        &ZooOptions {
+            cifar: true,
+            ..ZooOptions::new(10)
+        },
+        2,
+    );
+    let tape = Tape::profiled();
+    let x = tape.input(Tensor::randn(device(), &[2, 3, 32, 32], 3).unwrap());
+    let logits = model
+        .forward(&mut Ctx::train(&tape, &mut store, 0), &x)
+        .unwrap();
+    let loss = tape.cross_entropy(&logits, &[1, 2], 0.0).unwrap();
+    tape.backward(&loss).unwrap();
+    let rows = tape.profile();
+    let row = |kind: &str| {
+        rows.iter()
+            .find(|r| r.kind == kind)
+            .unwrap_or_else(|| panic!("{kind} in {rows:?}"))
+    };
+    assert_eq!(row("conv2d standard 3x3").count, 1); // the stem
+    assert!(row("conv2d depthwise 3x3").count >= 1 && row("conv2d pointwise 1x1").count >= 1);
+    assert!(row("batch_norm").count > 10);
+    assert!(
+        rows.iter()
+            .all(|r| r.forward_s >= 0.0 && r.backward_s >= 0.0)
+    );
+    assert!(row("batch_norm").backward_s > 0.0);
+    assert!(Tape::new().profile().is_empty());
+}

@@ -14,6 +14,7 @@ mod conv;
 mod loss;
 mod norm;
 mod pool;
+mod profile;
 mod regularize;
 mod shape;
 
@@ -28,6 +29,7 @@ pub use conv::ConvOp;
 pub use loss::LossOp;
 pub use norm::{NormOp, RunningStats};
 pub use pool::PoolOp;
+pub use profile::ProfileRow;
 pub use regularize::{RegularizeOp, stochastic_depth_scale};
 pub use shape::ShapeOp;
 
@@ -167,6 +169,8 @@ pub struct Tape {
     id: u64,
     nodes: RefCell<Vec<Node>>,
     recording: bool,
+    /// Per-kind times, on a [`Tape::profiled`] tape.
+    profile: RefCell<Option<profile::Profile>>,
 }
 
 impl Default for Tape {
@@ -225,6 +229,7 @@ impl Tape {
             id: NEXT_TAPE.fetch_add(1, Ordering::Relaxed),
             nodes: RefCell::new(Vec::new()),
             recording,
+            profile: RefCell::new(None),
         }
     }
 
@@ -238,6 +243,13 @@ impl Tape {
             return self.untracked(value);
         }
         let mut nodes = self.nodes.borrow_mut();
+        if let Some(profile) = self.profile.borrow_mut().as_mut() {
+            match &op {
+                Op::Leaf { .. } => profile.restart(),
+                // A failed wait surfaces at the next read-back; the profile goes on.
+                _ => drop(profile.forward(value.device(), profile::kind(&op, &nodes))),
+            }
+        }
         nodes.push(Node {
             op,
             value: value.clone(),
@@ -361,16 +373,16 @@ impl Tape {
         let nodes = self.nodes.borrow();
         let mut grads: Vec<Option<Tensor>> = vec![None; nodes.len()];
         grads[root] = Some(Tensor::ones(loss.value.device(), loss.shape())?);
-        let profile = std::env::var_os("LIANDAN_PROFILE").is_some();
-        let mut times: HashMap<String, f64> = HashMap::new();
+        let mut profile = self.profile.borrow_mut();
         for id in (0..=root).rev() {
             let Some(g) = grads[id].take() else { continue };
             let start = std::time::Instant::now();
             let value = |i: usize| &nodes[i].value;
             let rule = nodes[id].op.backward(&value, &nodes[id].value, &g)?;
-            if profile {
+            if let Some(profile) = profile.as_mut() {
                 g.device().synchronize()?;
-                *times.entry(nodes[id].op.name()).or_default() += start.elapsed().as_secs_f64();
+                let kind = profile::kind(&nodes[id].op, &nodes);
+                profile.backward(kind, start.elapsed().as_secs_f64());
             }
             for (input, grad) in rule {
                 grads[input] = Some(match grads[input].take() {
@@ -379,13 +391,6 @@ impl Tape {
                 });
             }
             grads[id] = Some(g);
-        }
-        if profile {
-            let mut rows: Vec<_> = times.into_iter().collect();
-            rows.sort_by(|a, b| b.1.total_cmp(&a.1));
-            for (name, t) in rows.iter().take(15) {
-                eprintln!("backward {t:8.3} s  {name}");
-            }
         }
         let names = nodes
             .iter()

@@ -251,6 +251,8 @@ struct Inner {
     loop_budget: AtomicU64,
     /// Launches are checked but not run (see `set_dry_run`).
     dry_run: AtomicBool,
+    /// Kernel launches recorded since the device was made.
+    dispatches: AtomicU64,
 }
 
 impl std::fmt::Debug for Device {
@@ -336,6 +338,7 @@ impl Device {
                 poison: AtomicU64::new(0),
                 loop_budget: AtomicU64::new(DEFAULT_LOOP_BUDGET),
                 dry_run: AtomicBool::new(false),
+                dispatches: AtomicU64::new(0),
             }),
         })
     }
@@ -403,6 +406,12 @@ impl Device {
     /// training step of any model this way).
     pub fn set_dry_run(&self, dry_run: bool) {
         self.inner.dry_run.store(dry_run, Ordering::Relaxed);
+    }
+
+    /// Kernel launches recorded on this device so far (a step's count is the difference
+    /// across it).
+    pub fn dispatch_count(&self) -> u64 {
+        self.inner.dispatches.load(Ordering::Relaxed)
     }
 
     /// Starts a new peak in [`PoolStats::peak_bytes_in_use`] from the memory in use now.
@@ -591,6 +600,7 @@ impl Device {
         if x == 0 || y == 0 || z == 0 || self.inner.dry_run.load(Ordering::Relaxed) {
             return Ok(());
         }
+        self.inner.dispatches.fetch_add(1, Ordering::Relaxed);
         let pipeline =
             self.inner
                 .pipelines
