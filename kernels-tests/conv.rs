@@ -370,6 +370,39 @@ fn depthwise_conv_sweep() {
 fn pointwise_conv_sweep() {
     sweep(Form::Pointwise, 54);
 }
+/// Pointwise convolutions as the 8-wide subgroup kernels read them in place from NCHW:
+/// planes of a multiple of 8 pixels (the batch's planes as one product's columns, and
+/// as one product's K for the weight gradient), of a multiple of 4 only (per sample),
+/// and odd planes (packed), with input channels not a multiple of 4.
+#[test]
+fn pointwise_convs_over_whole_planes() {
+    let mut rng = Rng::new(58);
+    for (n, c_in, c_out, h, w) in [
+        (3, 5, 7, 4, 4),
+        (2, 6, 9, 8, 2),
+        (5, 3, 16, 4, 6),
+        (2, 7, 3, 3, 4),
+        (2, 5, 4, 5, 5),
+        (1, 33, 10, 16, 16),
+    ] {
+        let geo = Geo {
+            n,
+            c_in,
+            h,
+            w,
+            c_out,
+            ho: h,
+            wo: w,
+            kh: 1,
+            kw: 1,
+            s: (1, 1),
+            p: (0, 0),
+            d: (1, 1),
+            g: 1,
+        };
+        check_geo(&mut rng, Form::Pointwise, geo, (0, 0));
+    }
+}
 #[test]
 fn dilated_conv_sweep() {
     sweep(Form::Dilated, 55);
@@ -656,6 +689,14 @@ mod at_the_tight_loop_budget {
     #[test]
     fn pointwise_conv_sweep() {
         with_device(tight_budget_device(), super::pointwise_conv_sweep);
+    }
+
+    #[test]
+    fn pointwise_convs_over_whole_planes() {
+        with_device(
+            tight_budget_device(),
+            super::pointwise_convs_over_whole_planes,
+        );
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! forward, so the GPU gradients are tied to the forward's definition.
 
 use liandan::ops::norm::{
-    batch_norm_backward, batch_norm_eval, batch_norm_train, group_norm, group_norm_backward,
-    layer_norm, layer_norm_backward,
+    BnAct, batch_norm_act_backward, batch_norm_act_eval, batch_norm_act_eval_backward,
+    batch_norm_act_train, batch_norm_backward, batch_norm_eval, batch_norm_eval_backward,
+    batch_norm_train, group_norm, group_norm_backward, layer_norm, layer_norm_backward,
 };
 use liandan::{Result, Rng, Tensor};
 
@@ -315,6 +316,113 @@ fn batch_norm_matches_reference_in_training_evaluation_and_backward() {
         let got =
             batch_norm_backward(&dy, &x, w.as_ref(), &out.save_mean, &out.save_invstd).unwrap();
         check_backward(&what, got, &dys, &xs, &at, ws, &[c]);
+    }
+}
+
+/// The activation after batch norm, and its gradient read off its output, on the CPU.
+fn activate(act: BnAct, v: f32) -> (f32, bool) {
+    match act {
+        BnAct::Identity => (v, true),
+        BnAct::Relu => (if v.is_nan() { v } else { v.max(0.0) }, v > 0.0),
+        BnAct::Relu6 => (
+            if v.is_nan() { v } else { v.clamp(0.0, 6.0) },
+            v > 0.0 && v < 6.0,
+        ),
+    }
+}
+
+/// Batch norm with a fused activation against batch norm, then the activation: forward in
+/// training and evaluation, and both backwards with dy masked where the activation
+/// clamped. Planes of 1, odd and multiple-of-4 sizes, and planes longer than a workgroup
+/// reads at once; a NaN stays NaN.
+#[test]
+fn batch_norm_with_a_fused_activation_matches_batch_norm_then_the_activation() {
+    let mut rng = Rng::new(78);
+    let shapes: [&[usize]; 6] = [
+        &[5, 3],
+        &[2, 4, 3, 3],
+        &[3, 2, 4, 4],
+        &[2, 3, 40, 40],
+        &[1, 2, 7, 300],
+        &[9, 70, 2, 2],
+    ];
+    for (i, shape) in shapes.iter().enumerate() {
+        let act = [BnAct::Relu6, BnAct::Relu, BnAct::Identity][i % 3];
+        let c = shape[1];
+        let what = format!("batch_norm {act:?} {shape:?}");
+        let mut xs = random_values(&mut rng, shape.iter().product(), -4.0, 4.0);
+        xs[1] = f32::NAN;
+        let x = Tensor::from_slice(device(), &xs, shape).unwrap();
+        let (w, _) = random_tensor(&mut rng, &[c], 0.5, 3.0);
+        let (b, _) = random_tensor(&mut rng, &[c], -1.0, 1.0);
+        let (rm, _) = random_tensor(&mut rng, &[c], -1.0, 1.0);
+        let (rv, _) = random_tensor(&mut rng, &[c], 0.5, 2.0);
+        let (dy, _) = random_tensor(&mut rng, shape, -1.0, 1.0);
+        let affine = (Some(&w), Some(&b));
+
+        let fused = batch_norm_act_train(&x, affine, (&rm, &rv), (MOMENTUM, EPS), act).unwrap();
+        let plain = batch_norm_train(&x, Some(&w), Some(&b), &rm, &rv, MOMENTUM, EPS).unwrap();
+        let eval_fused = batch_norm_act_eval(&x, affine, (&rm, &rv), EPS, act).unwrap();
+        let eval_plain = batch_norm_eval(&x, Some(&w), Some(&b), &rm, &rv, EPS).unwrap();
+        for (kind, got, plain) in [
+            ("train", &fused.y, &plain.y),
+            ("eval", &eval_fused, &eval_plain),
+        ] {
+            let (got, plain, dys) = (read(got), read(plain), read(&dy));
+            let want: Vec<f32> = plain.iter().map(|&v| activate(act, v).0).collect();
+            assert!(got[1].is_nan(), "{what} {kind}: NaN in, {} out", got[1]);
+            // In training the NaN spreads over its channel's statistics, as in PyTorch.
+            for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+                let same = (g.is_nan() && w.is_nan()) || (g - w).abs() <= 1e-6 * w.abs().max(1.0);
+                assert!(same, "{what} {kind} y[{k}]: {g} vs {w}");
+            }
+            // Gradients: the fused backward against the plain one with dy masked where
+            // the activation did not pass its input (the NaN element included).
+            let masked: Vec<f32> = plain
+                .iter()
+                .zip(&dys)
+                .map(|(&v, &d)| if activate(act, v).1 { d } else { 0.0 })
+                .collect();
+            let masked = Tensor::from_slice(device(), &masked, shape).unwrap();
+            let y = if kind == "train" {
+                &fused.y
+            } else {
+                &eval_fused
+            };
+            let (got, want) = if kind == "train" {
+                let stats = (&fused.save_mean, &fused.save_invstd);
+                (
+                    batch_norm_act_backward(&dy, &x, Some(&w), stats, Some((act, y))).unwrap(),
+                    batch_norm_backward(&masked, &x, Some(&w), stats.0, stats.1).unwrap(),
+                )
+            } else {
+                (
+                    batch_norm_act_eval_backward(
+                        &dy,
+                        &x,
+                        Some(&w),
+                        (&rm, &rv),
+                        EPS,
+                        Some((act, y)),
+                    )
+                    .unwrap(),
+                    batch_norm_eval_backward(&masked, &x, Some(&w), &rm, &rv, EPS).unwrap(),
+                )
+            };
+            for (name, g, w) in [
+                ("dx", got.0, want.0),
+                ("dweight", got.1, want.1),
+                ("dbias", got.2, want.2),
+            ] {
+                let (g, w) = (read(&g), read(&w));
+                assert_eq!(g.len(), w.len());
+                for (k, (a, b)) in g.iter().zip(&w).enumerate() {
+                    let same =
+                        (a.is_nan() && b.is_nan()) || (a - b).abs() <= 1e-5 * b.abs().max(1.0);
+                    assert!(same, "{what} {kind} {name}[{k}]: {a} vs {b}");
+                }
+            }
+        }
     }
 }
 

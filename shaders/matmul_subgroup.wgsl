@@ -10,6 +10,11 @@
 // adapters turn every lane-divergent load into a loop of scalar loads, which makes that
 // count what decides speed; workgroup memory did not help there (its reads loop the same).
 //
+// K may run over several planes: k_plane vec4s of each row per plane, the next plane
+// a_plane_stride (b_plane_stride) vec4s on. A pointwise convolution's weight gradient
+// sums over every pixel of every sample that way, dy · xᵀ read in place from NCHW, in one
+// product instead of one per sample. With one plane, k_plane is k4 and rows follow rows.
+//
 // Workgroup: 8·WG_Y invocations in one dimension = WG_Y subgroups of 8 lanes; tile of
 // 8·WG_Y rows × 64 columns. Rows come from the subgroup id and columns from the lane, so
 // the result does not depend on how the driver groups invocations into subgroups.
@@ -42,6 +47,9 @@ struct Params {
     batches: u32,
     k4_slice: u32,
     slice_stride: u32,
+    k_plane: u32,
+    a_plane_stride: u32,
+    b_plane_stride: u32,
 }
 
 @group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;
@@ -71,18 +79,27 @@ fn main(
 
     // Rows and columns past the edge read the last valid one (always in bounds); their
     // results are not stored.
-    let my_a_row = a_base + min(row0 + lane, p.m - 1u) * p.k4;
+    let my_a_row = a_base + min(row0 + lane, p.m - 1u) * p.k_plane;
     var b_row: array<u32, 8>;
     for (var j = 0u; j < 8u; j++) {
-        b_row[j] = b_base + min(col0 + j, p.n - 1u) * p.k4;
+        b_row[j] = b_base + min(col0 + j, p.n - 1u) * p.k_plane;
     }
+    // Where step k_begin of K lies: its plane, and its vec4 within the plane's rows.
+    var plane = k_begin / p.k_plane;
+    var at = k_begin % p.k_plane;
 
     // acc[2r] holds columns 0..3 of row r, acc[2r + 1] columns 4..7.
     var acc: array<vec4<f32>, 16>;
     for (var kk = k_begin; kk < k_end; kk++) {
-        let lo = mat4x4<f32>(b[b_row[0] + kk], b[b_row[1] + kk], b[b_row[2] + kk], b[b_row[3] + kk]);
-        let hi = mat4x4<f32>(b[b_row[4] + kk], b[b_row[5] + kk], b[b_row[6] + kk], b[b_row[7] + kk]);
-        let mine = a[my_a_row + kk];
+        let bk = plane * p.b_plane_stride + at;
+        let lo = mat4x4<f32>(b[b_row[0] + bk], b[b_row[1] + bk], b[b_row[2] + bk], b[b_row[3] + bk]);
+        let hi = mat4x4<f32>(b[b_row[4] + bk], b[b_row[5] + bk], b[b_row[6] + bk], b[b_row[7] + bk]);
+        let mine = a[my_a_row + plane * p.a_plane_stride + at];
+        at++;
+        if at == p.k_plane {
+            at = 0u;
+            plane++;
+        }
         // v * M gives (dot(v, M[0]), ..., dot(v, M[3])).
         let a0 = subgroupBroadcast(mine, 0u);
         acc[0] += a0 * lo;

@@ -1,7 +1,7 @@
 // The normalization itself, elementwise: y = (x - mean) · invstd · weight + bias, for
-// batch, layer and group norm alike. Which statistic and which affine parameter an element
-// uses is (i / div) % mod of its flat index i, set by the host per op. In batch norm's
-// evaluation mode `stat` holds the running variance rather than invstd.
+// layer and group norm. Which statistic and which affine parameter an element
+// uses is (i / div) % mod of its flat index i, set by the host per op. Batch norm has
+// kernels of its own that walk channels (batch_norm_apply.wgsl).
 
 struct Params {
     n: u32,
@@ -10,12 +10,11 @@ struct Params {
     affine_div: u32,
     affine_mod: u32,
     flags: u32,
-    eps: f32,
 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> mean: array<f32>;
-@group(0) @binding(2) var<storage, read> stat: array<f32>;
+@group(0) @binding(2) var<storage, read> invstd: array<f32>;
 @group(0) @binding(3) var<storage, read> weight: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;
@@ -25,7 +24,6 @@ struct Params {
 // which is then never read.
 const HAS_WEIGHT: u32 = 1u;
 const HAS_BIAS: u32 = 2u;
-const STAT_IS_VAR: u32 = 4u;
 
 const WG: u32 = 256u;
 
@@ -41,10 +39,7 @@ fn main(
     }
     let s = (i / p.stat_div) % p.stat_mod;
     let a = (i / p.affine_div) % p.affine_mod;
-    var inv = stat[s];
-    if (p.flags & STAT_IS_VAR) != 0u {
-        inv = 1.0 / sqrt(inv + p.eps);
-    }
+    let inv = invstd[s];
     var w = 1.0;
     if (p.flags & HAS_WEIGHT) != 0u {
         w = weight[a];

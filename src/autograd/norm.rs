@@ -3,8 +3,8 @@
 use super::{Op, Rule, Tape, Values, Var};
 use crate::error::Result;
 use crate::ops::norm::{
-    batch_norm_backward, batch_norm_eval, batch_norm_eval_backward, batch_norm_train, group_norm,
-    group_norm_backward, layer_norm, layer_norm_backward,
+    BnAct, batch_norm_act_backward, batch_norm_act_eval, batch_norm_act_eval_backward,
+    batch_norm_act_train, group_norm, group_norm_backward, layer_norm, layer_norm_backward,
 };
 use crate::tensor::Tensor;
 
@@ -13,15 +13,17 @@ use crate::tensor::Tensor;
 #[derive(Debug)]
 #[allow(missing_docs)] // node numbers and saved statistics, as named
 pub enum NormOp {
-    /// Batch norm in training mode, with the batch statistics.
+    /// Batch norm in training mode, with the batch statistics, then the fused `act`.
     BatchNorm {
         x: usize,
         weight: Option<usize>,
         bias: Option<usize>,
         save_mean: Tensor,
         save_invstd: Tensor,
+        act: BnAct,
     },
-    /// Batch norm in evaluation mode: the running statistics are constants.
+    /// Batch norm in evaluation mode (the running statistics are constants), then the
+    /// fused `act`.
     BatchNormEval {
         x: usize,
         weight: Option<usize>,
@@ -29,6 +31,7 @@ pub enum NormOp {
         running_mean: Tensor,
         running_var: Tensor,
         eps: f32,
+        act: BnAct,
     },
     /// Layer norm over the last `ndim` dims.
     LayerNorm {
@@ -75,6 +78,15 @@ fn norm_inputs<'a>(
     .collect()
 }
 
+/// How a fused activation shows in an op's name: `batch_norm+relu6`.
+fn act_suffix(act: BnAct) -> &'static str {
+    match act {
+        BnAct::Identity => "",
+        BnAct::Relu => "+relu",
+        BnAct::Relu6 => "+relu6",
+    }
+}
+
 /// The tensor of an optional value.
 fn tensor(v: Option<&Var>) -> Option<&Tensor> {
     v.map(|v| &v.value)
@@ -100,16 +112,28 @@ impl Tape {
         momentum: f32,
         eps: f32,
     ) -> Result<(Var, Tensor, Tensor)> {
+        let affine = (weight, bias);
+        self.batch_norm_act_train(x, affine, running, (momentum, eps), BnAct::Identity)
+    }
+
+    /// [`Tape::batch_norm_train`] followed by `act`, as one op: one pass over the
+    /// activations each way instead of two.
+    pub fn batch_norm_act_train(
+        &self,
+        x: &Var,
+        (weight, bias): (Option<&Var>, Option<&Var>),
+        running: RunningStats,
+        (momentum, eps): (f32, f32),
+        act: BnAct,
+    ) -> Result<(Var, Tensor, Tensor)> {
         let inputs = norm_inputs(x, weight, bias);
         self.check_own(&inputs)?;
-        let r = batch_norm_train(
+        let r = batch_norm_act_train(
             &x.value,
-            tensor(weight),
-            tensor(bias),
-            running.mean,
-            running.var,
-            momentum,
-            eps,
+            (tensor(weight), tensor(bias)),
+            (running.mean, running.var),
+            (momentum, eps),
+            act,
         )?;
         let (save_mean, save_invstd) = (r.save_mean, r.save_invstd);
         let y = self.record(&inputs, r.y, |ids| {
@@ -120,6 +144,7 @@ impl Tape {
                 bias,
                 save_mean,
                 save_invstd,
+                act,
             })
         })?;
         Ok((y, r.running_mean, r.running_var))
@@ -135,15 +160,26 @@ impl Tape {
         running: RunningStats,
         eps: f32,
     ) -> Result<Var> {
+        self.batch_norm_act_eval(x, (weight, bias), running, eps, BnAct::Identity)
+    }
+
+    /// [`Tape::batch_norm_eval`] followed by `act`, as one op.
+    pub fn batch_norm_act_eval(
+        &self,
+        x: &Var,
+        (weight, bias): (Option<&Var>, Option<&Var>),
+        running: RunningStats,
+        eps: f32,
+        act: BnAct,
+    ) -> Result<Var> {
         let inputs = norm_inputs(x, weight, bias);
         self.check_own(&inputs)?;
-        let y = batch_norm_eval(
+        let y = batch_norm_act_eval(
             &x.value,
-            tensor(weight),
-            tensor(bias),
-            running.mean,
-            running.var,
+            (tensor(weight), tensor(bias)),
+            (running.mean, running.var),
             eps,
+            act,
         )?;
         self.record(&inputs, y, |ids| {
             let (weight, bias) = affine_ids(ids, weight.is_some(), bias.is_some());
@@ -154,6 +190,7 @@ impl Tape {
                 running_mean: running.mean.clone(),
                 running_var: running.var.clone(),
                 eps,
+                act,
             })
         })
     }
@@ -229,8 +266,10 @@ impl Rule for NormOp {
 
     fn name(&self) -> String {
         match self {
-            NormOp::BatchNorm { .. } => "batch_norm".into(),
-            NormOp::BatchNormEval { .. } => "batch_norm (eval)".into(),
+            NormOp::BatchNorm { act, .. } => format!("batch_norm{}", act_suffix(*act)),
+            NormOp::BatchNormEval { act, .. } => {
+                format!("batch_norm{} (eval)", act_suffix(*act))
+            }
             NormOp::LayerNorm { ndim, .. } => format!("layer_norm over {ndim} dims"),
             NormOp::GroupNorm { groups, .. } => format!("group_norm {groups} groups"),
         }
@@ -239,10 +278,12 @@ impl Rule for NormOp {
     fn backward(
         &self,
         value: Values<'_>,
-        _out: &Tensor,
+        out: &Tensor,
         g: &Tensor,
     ) -> Result<Vec<(usize, Tensor)>> {
         let weight_of = |w: &Option<usize>| w.map(value);
+        // A fused activation's gradient is read off the output.
+        let fused = |act: &BnAct| (*act != BnAct::Identity).then_some((*act, out));
         let ((dx, dw, db), x, weight, bias) = match self {
             NormOp::BatchNorm {
                 x,
@@ -250,8 +291,15 @@ impl Rule for NormOp {
                 bias,
                 save_mean,
                 save_invstd,
+                act,
             } => (
-                batch_norm_backward(g, value(*x), weight_of(weight), save_mean, save_invstd)?,
+                batch_norm_act_backward(
+                    g,
+                    value(*x),
+                    weight_of(weight),
+                    (save_mean, save_invstd),
+                    fused(act),
+                )?,
                 x,
                 weight,
                 bias,
@@ -263,14 +311,15 @@ impl Rule for NormOp {
                 running_mean,
                 running_var,
                 eps,
+                act,
             } => (
-                batch_norm_eval_backward(
+                batch_norm_act_eval_backward(
                     g,
                     value(*x),
                     weight_of(weight),
-                    running_mean,
-                    running_var,
+                    (running_mean, running_var),
                     *eps,
+                    fused(act),
                 )?,
                 x,
                 weight,

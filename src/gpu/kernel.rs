@@ -35,6 +35,10 @@ const PRELUDES: &[(&str, &str)] = &[
         include_str!("../../shaders/workgroup_reduce.wgsl"),
     ),
     (
+        "channel_walk.wgsl",
+        include_str!("../../shaders/channel_walk.wgsl"),
+    ),
+    (
         "pool_window.wgsl",
         include_str!("../../shaders/pool_window.wgsl"),
     ),

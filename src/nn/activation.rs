@@ -3,6 +3,7 @@
 use super::{Ctx, Module};
 use crate::autograd::{Act, Var};
 use crate::error::Result;
+use crate::ops::norm::BnAct;
 
 /// An activation function, PyTorch's definitions.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -37,6 +38,14 @@ impl Module for Activation {
             Activation::HardSigmoid => tape.activation(x, Act::HardSigmoid),
             Activation::HardSwish => tape.activation(x, Act::HardSwish),
             Activation::Silu => tape.activation(x, Act::Silu),
+        }
+    }
+
+    fn fusable_activation(&self) -> Option<BnAct> {
+        match self {
+            Activation::Relu => Some(BnAct::Relu),
+            Activation::Relu6 => Some(BnAct::Relu6),
+            _ => None,
         }
     }
 }

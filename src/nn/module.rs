@@ -3,6 +3,7 @@
 use crate::autograd::Var;
 use crate::error::Result;
 use crate::nn::Ctx;
+use crate::ops::norm::BnAct;
 
 /// Something with a forward pass: a layer, a block, a whole model. Its tensors live in
 /// the [`crate::nn::ParamStore`] the context carries, so a module itself is only the
@@ -16,6 +17,19 @@ pub trait Module {
     /// are none.
     fn forward_aux(&self, ctx: &mut Ctx, x: &Var) -> Result<(Var, Vec<Var>)> {
         Ok((self.forward(ctx, x)?, Vec::new()))
+    }
+
+    /// The activation this module is, when the module before it can take it into its
+    /// own pass ([`Module::forward_then`]); by default none.
+    fn fusable_activation(&self) -> Option<BnAct> {
+        None
+    }
+
+    /// The output of this module followed by `act` in one fused op, when this module can
+    /// fuse it (batch norm); by default `None`, and the caller runs the two apart.
+    fn forward_then(&self, ctx: &mut Ctx, x: &Var, act: BnAct) -> Option<Result<Var>> {
+        let _ = (ctx, x, act);
+        None
     }
 }
 

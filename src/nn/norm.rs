@@ -3,6 +3,7 @@
 use super::{Ctx, Init, Module, Scope};
 use crate::autograd::{RunningStats, Var};
 use crate::error::{Result, arg_err};
+use crate::ops::norm::BnAct;
 
 /// Batch norm's settings, PyTorch's names and defaults (`eps` 1e-5, `momentum` 0.1).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -79,6 +80,18 @@ impl Module for BatchNorm2d {
     /// updated in the store. Evaluation: running statistics; gradients still flow to the
     /// input and the affine parameters, as through a frozen batch norm in PyTorch.
     fn forward(&self, ctx: &mut Ctx, x: &Var) -> Result<Var> {
+        self.forward_act(ctx, x, BnAct::Identity)
+    }
+
+    fn forward_then(&self, ctx: &mut Ctx, x: &Var, act: BnAct) -> Option<Result<Var>> {
+        Some(self.forward_act(ctx, x, act))
+    }
+}
+
+impl BatchNorm2d {
+    /// [`Module::forward`] followed by `act`, fused into batch norm's passes (what a
+    /// [`crate::nn::Sequential`] does with a batch norm followed by a ReLU or ReLU6).
+    pub fn forward_act(&self, ctx: &mut Ctx, x: &Var, act: BnAct) -> Result<Var> {
         let (w, b) = (ctx.param(&self.weight)?, ctx.param(&self.bias)?);
         let store = ctx.store();
         let (mean, var) = (
@@ -90,17 +103,17 @@ impl Module for BatchNorm2d {
             var: &var,
         };
         if !ctx.is_training() {
+            let affine = (Some(&w), Some(&b));
             return ctx
                 .tape
-                .batch_norm_eval(x, Some(&w), Some(&b), running, self.cfg.eps);
+                .batch_norm_act_eval(x, affine, running, self.cfg.eps, act);
         }
-        let (y, new_mean, new_var) = ctx.tape.batch_norm_train(
+        let (y, new_mean, new_var) = ctx.tape.batch_norm_act_train(
             x,
-            Some(&w),
-            Some(&b),
+            (Some(&w), Some(&b)),
             running,
-            self.cfg.momentum,
-            self.cfg.eps,
+            (self.cfg.momentum, self.cfg.eps),
+            act,
         )?;
         let count = ctx
             .store()

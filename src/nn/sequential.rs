@@ -84,10 +84,23 @@ impl Sequential {
 }
 
 impl Module for Sequential {
+    /// Each child in turn; a child followed by an activation it can fuse (batch norm
+    /// then ReLU or ReLU6) runs with it as one op.
     fn forward(&self, ctx: &mut Ctx, x: &Var) -> Result<Var> {
         let mut y = x.clone();
-        for child in &self.children {
+        let mut i = 0;
+        while i < self.children.len() {
+            let child = &self.children[i];
+            let next = self.children.get(i + 1);
+            if let Some(act) = next.and_then(|n| n.fusable_activation())
+                && let Some(fused) = child.forward_then(ctx, &y, act)
+            {
+                y = fused?;
+                i += 2;
+                continue;
+            }
             y = child.forward(ctx, &y)?;
+            i += 1;
         }
         Ok(y)
     }

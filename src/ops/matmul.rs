@@ -21,6 +21,7 @@ use crate::tensor::Tensor;
 const PACK: Kernel = kernel!("matmul_pack.wgsl");
 const MATMUL: Kernel = kernel!("matmul.wgsl");
 const MATMUL_SUBGROUP: Kernel = kernel!("matmul_subgroup.wgsl");
+const MATMUL_SUBGROUP_KN: Kernel = kernel!("matmul_subgroup_kn.wgsl");
 const MATMUL_TILED: Kernel = kernel!("matmul_tiled.wgsl");
 const PLACE: Kernel = kernel!("matmul_place.wgsl");
 /// Most subgroups (y) per workgroup of the register kernels: the `WG_Y` override. A
@@ -108,12 +109,42 @@ pub(crate) struct MatrixView {
 }
 
 /// An operand in the kernels' layout: `batch_mod` matrices of `[rows, k4]` vec4s, K
-/// contiguous, starting at `offset4` vec4s into `tensor`'s buffer, `stride4` apart.
+/// contiguous, starting at `offset4` vec4s into `tensor`'s buffer, `stride4` apart. A B
+/// operand may instead be K-major ([`k_major`]): K rows of its columns, `k_stride4` vec4s
+/// apart.
 pub(crate) struct Packed {
     tensor: Tensor,
     offset4: usize,
     stride4: usize,
     batch_mod: usize,
+    k_major: Option<KMajor>,
+    k_planes: Option<KPlanes>,
+}
+
+/// K running over several planes (see [`k_planes`]): `len4` vec4s of every row per plane,
+/// the next plane `stride4` vec4s on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct KPlanes {
+    len4: usize,
+    stride4: usize,
+}
+
+/// How a K-major B operand lies (see [`k_major`]).
+#[derive(Clone, Copy, Debug)]
+struct KMajor {
+    /// Vec4s between rows of K.
+    k_stride4: usize,
+    planes: ColumnPlanes,
+}
+
+/// The columns of a product grouped in planes: `len` columns each (a multiple of 8), the
+/// next plane of B `b_stride` floats and of C `c_stride` floats on (one sample's pixels
+/// in NCHW tensors). One plane of all the columns is an ordinary product.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ColumnPlanes {
+    pub len: usize,
+    pub b_stride: usize,
+    pub c_stride: usize,
 }
 
 impl Packed {
@@ -121,6 +152,79 @@ impl Packed {
         self.tensor.buffer()
     }
 }
+
+/// A B operand read where it lies, when its rows (the columns of B as [`gemm`] takes it:
+/// output columns) are contiguous and its K steps vec4-aligned: the NCHW layout of a
+/// pointwise convolution's input or output gradient, `[K = channels, N = pixels]`. With
+/// `planes`, the columns run on over several samples' planes (then `v.rows` is all of
+/// them). Only the 8-wide subgroup kernel reads this layout; `None` elsewhere, and the
+/// caller packs.
+pub(crate) fn k_major(t: &Tensor, v: MatrixView, planes: Option<ColumnPlanes>) -> Option<Packed> {
+    let aligned = |x: usize| x.is_multiple_of(4);
+    let subgroup8 = t.device().summary().subgroup_sizes == Some((8, 8));
+    let planes_ok = planes.is_none_or(|p| {
+        p.len.is_multiple_of(8) && aligned(p.b_stride) && v.rows.is_multiple_of(p.len)
+    });
+    (subgroup8
+        && planes_ok
+        && v.row_stride == 1
+        && v.k >= 1
+        && aligned(v.col_stride)
+        && aligned(v.offset)
+        && aligned(v.batch_stride))
+    .then(|| Packed {
+        tensor: t.clone(),
+        offset4: v.offset / 4,
+        stride4: v.batch_stride / 4,
+        batch_mod: v.batch_mod,
+        k_planes: None,
+        k_major: Some(KMajor {
+            k_stride4: v.col_stride / 4,
+            planes: planes.unwrap_or(ColumnPlanes {
+                len: v.rows,
+                b_stride: 0,
+                c_stride: 0,
+            }),
+        }),
+    })
+}
+
+/// An operand of `rows` rows whose K runs over `planes` planes of `len` floats each:
+/// row r's part of plane i at `offset + i · plane_stride + r · len` (an NCHW tensor's
+/// `[C, H·W]` planes, K being every sample's pixels). Read in place by the 8-wide subgroup
+/// kernel; `None` on other adapters or unaligned layouts, and the caller goes per plane.
+pub(crate) fn k_planes(
+    t: &Tensor,
+    offset: usize,
+    (len, plane_stride): (usize, usize),
+) -> Option<Packed> {
+    let aligned = |x: usize| x.is_multiple_of(4);
+    let subgroup8 = t.device().summary().subgroup_sizes == Some((8, 8));
+    (subgroup8 && len > 0 && aligned(len) && aligned(offset) && aligned(plane_stride)).then(|| {
+        Packed {
+            tensor: t.clone(),
+            offset4: offset / 4,
+            stride4: 0,
+            batch_mod: 1,
+            k_major: None,
+            k_planes: Some(KPlanes {
+                len4: len / 4,
+                stride4: plane_stride / 4,
+            }),
+        }
+    })
+}
+
+/// Whether a product with a K-major B and `k` rows of K runs in one pass (no split-K),
+/// which a B whose columns run over several planes needs.
+pub(crate) fn k_major_fits_one_pass(device: &crate::Device, k: usize) -> bool {
+    let (fixed, per_k4) = K_MAJOR_LOOP_COST;
+    items_within(device.loop_budget(), fixed, per_k4).is_some_and(|k4| k.div_ceil(4) <= k4)
+}
+
+/// Loop iterations of the K-major kernel: as the subgroup kernel's, plus the loop over
+/// the 4 rows of B per vec4 of K.
+const K_MAJOR_LOOP_COST: (u64, u64) = (8 + 72, 5);
 
 /// Brings an operand into the kernels' layout: in place when it already is (dense rows,
 /// K contiguous, everything aligned to vec4s), else through the pack kernel.
@@ -137,6 +241,8 @@ pub(crate) fn pack(t: &Tensor, v: MatrixView) -> Result<Packed> {
             offset4: v.offset / 4,
             stride4: v.batch_stride / 4,
             batch_mod: v.batch_mod,
+            k_major: None,
+            k_planes: None,
         });
     }
     let k4 = v.k.div_ceil(4);
@@ -164,6 +270,8 @@ pub(crate) fn pack(t: &Tensor, v: MatrixView) -> Result<Packed> {
         offset4: 0,
         stride4: v.rows * k4,
         batch_mod: v.batch_mod,
+        k_major: None,
+        k_planes: None,
     })
 }
 
@@ -193,7 +301,10 @@ impl MatmulKernel {
     /// Loop iterations of one invocation: `(fixed, per vec4 of K)`, counting every loop
     /// as written (the epilogue's 8×8, the row setup; the tiled kernel's staging loop and
     /// its 4 × 4 inner loops per step of K4_TILE vec4s).
-    fn loop_cost(self) -> (u64, u64) {
+    fn loop_cost(self, b: &Packed) -> (u64, u64) {
+        if b.k_major.is_some() {
+            return K_MAJOR_LOOP_COST;
+        }
         match self {
             MatmulKernel::Subgroup8 => (8 + 72, 1),
             MatmulKernel::Tiled => (20 + 20, (1 + 4 + 16u64).div_ceil(K4_TILE as u64)),
@@ -225,8 +336,19 @@ pub(crate) fn gemm(
     }
     let device = c.tensor.device();
     let which = which.resolve(device)?;
+    if a.k_planes.map(|kp| kp.len4) != b.k_planes.map(|kp| kp.len4) {
+        return Err(Error::Internal(
+            "matmul: both operands need planes of K of one length".into(),
+        ));
+    }
+    let special = b.k_major.is_some() || b.k_planes.is_some();
+    if special && which != MatmulKernel::Subgroup8 {
+        return Err(Error::Internal(format!(
+            "matmul: a K-major or planar operand needs the Subgroup8 kernel, not {which:?}"
+        )));
+    }
     let k4 = k.div_ceil(4);
-    let (fixed, per_k4) = which.loop_cost();
+    let (fixed, per_k4) = which.loop_cost(b);
     let budget = device.loop_budget();
     let k4_slice = items_within(budget, fixed, per_k4).ok_or_else(|| {
         Error::Internal(format!(
@@ -234,10 +356,15 @@ pub(crate) fn gemm(
         ))
     })?;
     let slices = Segments::split(k4, k4_slice);
+    if slices.count > 1 && b.k_major.is_some_and(|kn| kn.planes.b_stride != 0) {
+        return Err(Error::Internal(
+            "matmul: columns over several planes need K in one pass".into(),
+        ));
+    }
     let every_layer = 0..batches * slices.count;
     if slices.count == 1 {
         let layers = (every_layer, 0);
-        return gemm_launch(a, b, &c, (m, n, k4), (batches, slices, layers), bias, which);
+        return gemm_launch(a, b, &c, (m, n, k), (batches, slices, layers), bias, which);
     }
     let per_slice = batches * m * n;
     if fits(device, slices.count * per_slice) {
@@ -249,7 +376,7 @@ pub(crate) fn gemm(
             a,
             b,
             &Output::dense(&partial, (m, n)),
-            (m, n, k4),
+            (m, n, k),
             dims,
             None,
             which,
@@ -268,7 +395,7 @@ pub(crate) fn gemm(
             a,
             b,
             &Output::dense(&partial, (m, n)),
-            (m, n, k4),
+            (m, n, k),
             dims,
             None,
             which,
@@ -321,13 +448,19 @@ fn gemm_launch(
     a: &Packed,
     b: &Packed,
     c: &Output,
-    (m, n, k4): (usize, usize, usize),
+    (m, n, k): (usize, usize, usize),
     (batches, slices, (layers, slice_stride)): (usize, Segments, (Range<usize>, usize)),
     bias: Option<(&Tensor, usize)>,
     which: MatmulKernel,
 ) -> Result<()> {
     let device = c.tensor.device();
+    let k4 = k.div_ceil(4);
     let (kernel, [tile_override], tile_rows, tile_cols) = which.launch(m);
+    let kernel = if b.k_major.is_some() {
+        &MATMUL_SUBGROUP_KN
+    } else {
+        kernel
+    };
     let overrides = [
         tile_override,
         ("HAS_BIAS", f64::from(u8::from(bias.is_some()))),
@@ -337,7 +470,23 @@ fn gemm_launch(
         Some((t, modulus)) => (t.buffer(), modulus),
         None => (a.tensor.buffer(), 1),
     };
-    let (fixed, per_k4) = which.loop_cost();
+    let (fixed, per_k4) = which.loop_cost(b);
+    // The last words: the K-major kernel's layout, or the planes of K of the others (the
+    // kernels without planes do not read them).
+    let tail: Vec<usize> = match b.k_major {
+        Some(kn) => vec![
+            k,
+            kn.k_stride4,
+            kn.planes.len,
+            kn.planes.b_stride / 4,
+            kn.planes.c_stride,
+        ],
+        None => vec![
+            a.k_planes.map_or(k4, |kp| kp.len4),
+            a.k_planes.map_or(0, |kp| kp.stride4),
+            b.k_planes.map_or(0, |kp| kp.stride4),
+        ],
+    };
     let trips = fixed + slices.len as u64 * per_k4;
     let max_z = device.limits().max_compute_workgroups_per_dimension as usize;
     for z_base in layers.clone().step_by(max_z) {
@@ -357,24 +506,28 @@ fn gemm_launch(
                 bias_buffer,
             ],
             &[
-                m as u32,
-                n as u32,
-                k4 as u32,
-                a.offset4 as u32,
-                a.stride4 as u32,
-                a.batch_mod as u32,
-                b.offset4 as u32,
-                b.stride4 as u32,
-                b.batch_mod as u32,
-                c.offset as u32,
-                c.matrix_stride as u32,
-                c.row_stride as u32,
-                z_base as u32,
-                bias_mod as u32,
-                batches as u32,
-                slices.len as u32,
-                slice_stride as u32,
-            ],
+                m,
+                n,
+                k4,
+                a.offset4,
+                a.stride4,
+                a.batch_mod,
+                b.offset4,
+                b.stride4,
+                b.batch_mod,
+                c.offset,
+                c.matrix_stride,
+                c.row_stride,
+                z_base,
+                bias_mod,
+                batches,
+                slices.len,
+                slice_stride,
+            ]
+            .iter()
+            .chain(&tail)
+            .map(|&v| v as u32)
+            .collect::<Vec<u32>>(),
             grid.trips(trips),
         )?;
     }

@@ -1,6 +1,7 @@
 //! Ops: one module per kernel family, mirroring `shaders/`. Each op checks its arguments,
 //! returning an `Err` that names the shapes or values at fault, then records its dispatches.
 
+mod batch_norm;
 pub mod channels;
 pub mod conv;
 pub mod dropout;

@@ -1,14 +1,21 @@
-//! Normalization layers with PyTorch's semantics: batch norm (training and evaluation),
-//! layer norm and group norm, forward and backward. Kernels: `shaders/norm_*.wgsl`.
+//! Normalization layers with PyTorch's semantics: batch norm (training and evaluation,
+//! with an optional fused ReLU or ReLU6), layer norm and group norm, forward and backward.
 //!
-//! Statistics are reductions (`shaders/reduce.wgsl`) per channel (batch norm) or per row
-//! (layer norm: one sample; group norm: one (sample, group)), in two passes — the mean,
-//! then the squared deviations from it, because E\[x²\] - E\[x\]² cancels catastrophically in
-//! f32 when the mean is large next to the spread. The reductions split long rows, so any
-//! count per statistic stays within the loop budget. Every op is a fixed number of
-//! launches whatever the channel count. Tensors are immutable, so batch norm returns its
-//! new running statistics instead of updating them.
+//! Batch norm has kernels of its own (`src/ops/batch_norm.rs`, `shaders/batch_norm_*.wgsl`)
+//! that walk each channel's planes without dividing an index per element, and merge
+//! per-segment means and squared deviations (Welford/Chan) into the statistics.
+//!
+//! Layer and group norm (`shaders/norm_*.wgsl`) take their statistics per row (layer
+//! norm: one sample; group norm: one (sample, group)) as reductions
+//! (`shaders/reduce.wgsl`) in two passes — the mean, then the squared deviations from it.
+//! Neither op computes E\[x²\] - E\[x\]²: it cancels catastrophically in f32 when the mean
+//! is large next to the spread. Long rows are split, so any count per statistic stays
+//! within the loop budget, and every op is a fixed number of launches whatever the
+//! channel count. Tensors are immutable, so batch norm returns its new running statistics
+//! instead of updating them.
 
+use super::batch_norm;
+pub use super::batch_norm::BnAct;
 use super::reduce::{Reduction, reduce_with};
 use super::segments::{Segments, items_within};
 use crate::error::{Result, arg_err, shape_err};
@@ -54,16 +61,6 @@ struct Indexing {
 }
 
 impl Indexing {
-    /// Batch norm: statistics and parameters both per channel of `[N, C, S]`.
-    fn per_channel(c: usize, s: usize) -> Indexing {
-        Indexing {
-            stat_div: s,
-            stat_mod: c,
-            affine_div: s,
-            affine_mod: c,
-        }
-    }
-
     /// Layer norm: statistics per row of `[R, D]`, parameters per column.
     fn per_row(r: usize, d: usize) -> Indexing {
         Indexing {
@@ -137,33 +134,20 @@ fn split_channels(op: &str, x: &Tensor) -> Result<(usize, usize, usize)> {
     Ok((shape[0], shape[1], shape[2..].iter().product()))
 }
 
-/// How the normalizing factor is stored: as `1 / sqrt(var + eps)` (training statistics),
-/// or as the variance itself (batch norm's running variance in evaluation).
-#[derive(Clone, Copy)]
-enum Scale<'a> {
-    Invstd(&'a Tensor),
-    Var(&'a Tensor, f32),
-}
-
 /// `y = (x - mean) · invstd · weight + bias`, a missing weight or bias being the identity.
 fn apply(
     x: &Tensor,
     mean: &Tensor,
-    scale: Scale,
+    invstd: &Tensor,
     (weight, bias): (Option<&Tensor>, Option<&Tensor>),
     at: Indexing,
 ) -> Result<Tensor> {
     let y = x.uninit_like(x.shape())?;
     let n = x.numel();
-    let (stat, is_var, eps) = match scale {
-        Scale::Invstd(invstd) => (invstd, false, 0.0f32),
-        Scale::Var(var, eps) => (var, true, eps),
-    };
-    let flags =
-        u32::from(weight.is_some()) | u32::from(bias.is_some()) << 1 | u32::from(is_var) << 2;
+    let flags = u32::from(weight.is_some()) | u32::from(bias.is_some()) << 1;
     let mut params = vec![n as u32];
     params.extend(at.words());
-    params.extend([flags, eps.to_bits()]);
+    params.push(flags);
     // A missing weight or bias is never read; any read-only buffer fills its slot.
     let weight = weight.unwrap_or(mean);
     let bias = bias.unwrap_or(mean);
@@ -174,7 +158,7 @@ fn apply(
         &[
             x.buffer(),
             mean.buffer(),
-            stat.buffer(),
+            invstd.buffer(),
             weight.buffer(),
             bias.buffer(),
             y.buffer(),
@@ -299,46 +283,16 @@ fn moments(x: &Tensor, axes: &[usize], count: usize) -> Result<(Tensor, Tensor)>
     Ok((mean, var))
 }
 
-/// Running statistics of batch norm: the old ones in, the new ones out, and how the
-/// batch's updates them.
-struct Running<'a> {
-    old: (&'a Tensor, &'a Tensor),
-    new: (&'a Tensor, &'a Tensor),
-    momentum: f32,
-    count: usize,
-}
-
-/// invstd from the mean and biased variance (and, for batch norm in training, the new
-/// running statistics): one elementwise launch.
-fn finalize(mean: &Tensor, var: &Tensor, eps: f32, running: Option<Running>) -> Result<Tensor> {
+/// invstd = 1 / sqrt(var + eps) per statistic: one elementwise launch.
+fn finalize(mean: &Tensor, var: &Tensor, eps: f32) -> Result<Tensor> {
     let invstd = mean.uninit_like(mean.shape())?;
     let n = mean.numel();
-    let (momentum, unbias) = running.as_ref().map_or((0.0, 1.0), |r| {
-        (r.momentum, r.count as f32 / (r.count - 1) as f32)
-    });
-    // Without running statistics any buffers fill their slots; the kernel never uses them.
-    let (old, new) = running
-        .as_ref()
-        .map_or(((mean, var), (&invstd, &invstd)), |r| (r.old, r.new));
     mean.device().dispatch(
         &FINALIZE,
         "main",
-        &[("RUNNING", f64::from(u8::from(running.is_some())))],
-        &[
-            mean.buffer(),
-            var.buffer(),
-            invstd.buffer(),
-            old.0.buffer(),
-            old.1.buffer(),
-            new.0.buffer(),
-            new.1.buffer(),
-        ],
-        &[
-            n as u32,
-            eps.to_bits(),
-            momentum.to_bits(),
-            unbias.to_bits(),
-        ],
+        &[],
+        &[var.buffer(), invstd.buffer()],
+        &[n as u32, eps.to_bits()],
         Grid::for_items(n as u64, ELEMENTWISE_WG).trips(0),
     )?;
     Ok(invstd)
@@ -354,7 +308,7 @@ fn row_stats(
     shape: &[usize],
 ) -> Result<(Tensor, Tensor)> {
     let (mean, var) = moments(&x.reshape(&[rows, len])?, &[1], len)?;
-    let invstd = finalize(&mean, &var, eps, None)?;
+    let invstd = finalize(&mean, &var, eps)?;
     Ok((mean.reshape(shape)?, invstd.reshape(shape)?))
 }
 
@@ -395,6 +349,26 @@ pub fn batch_norm_train(
     momentum: f32,
     eps: f32,
 ) -> Result<BatchNormTrain> {
+    batch_norm_act_train(
+        x,
+        (weight, bias),
+        (running_mean, running_var),
+        (momentum, eps),
+        BnAct::Identity,
+    )
+}
+
+/// [`batch_norm_train`] with the activation that follows it fused in: `y =
+/// act(batch_norm(x))` in one pass over `x`. The affine parameters and the running
+/// statistics come in pairs: `(weight, bias)`, `(running_mean, running_var)`, and
+/// `(momentum, eps)`.
+pub fn batch_norm_act_train(
+    x: &Tensor,
+    (weight, bias): (Option<&Tensor>, Option<&Tensor>),
+    (running_mean, running_var): (&Tensor, &Tensor),
+    (momentum, eps): (f32, f32),
+    act: BnAct,
+) -> Result<BatchNormTrain> {
     let op = "batch_norm_train";
     let (n, c, s) = check_batch_norm(op, x, weight, bias, running_mean, running_var, eps)?;
     check_finite(op, "momentum", momentum)?;
@@ -406,30 +380,20 @@ pub fn batch_norm_train(
             x.shape()
         );
     }
-    let (save_mean, var) = moments(&x.reshape(&[n, c, s])?, &[0, 2], count)?;
-    let new_mean = x.uninit_like(&[c])?;
-    let new_var = x.uninit_like(&[c])?;
-    let running = Running {
-        old: (running_mean, running_var),
-        new: (&new_mean, &new_var),
-        momentum,
-        count,
-    };
-    let save_invstd = finalize(&save_mean, &var, eps, Some(running))?;
-    let at = Indexing::per_channel(c, s);
-    let y = apply(
+    let out = batch_norm::train(
         x,
-        &save_mean,
-        Scale::Invstd(&save_invstd),
+        (n, c, s),
         (weight, bias),
-        at,
+        (running_mean, running_var),
+        (momentum, eps),
+        act,
     )?;
     Ok(BatchNormTrain {
-        y,
-        save_mean,
-        save_invstd,
-        running_mean: new_mean,
-        running_var: new_var,
+        y: out.y,
+        save_mean: out.save_mean,
+        save_invstd: out.save_invstd,
+        running_mean: out.running_mean,
+        running_var: out.running_var,
     })
 }
 
@@ -444,15 +408,32 @@ pub fn batch_norm_eval(
     running_var: &Tensor,
     eps: f32,
 ) -> Result<Tensor> {
-    let op = "batch_norm_eval";
-    let (_, c, s) = check_batch_norm(op, x, weight, bias, running_mean, running_var, eps)?;
-    let at = Indexing::per_channel(c, s);
-    apply(
+    batch_norm_act_eval(
         x,
-        running_mean,
-        Scale::Var(running_var, eps),
         (weight, bias),
-        at,
+        (running_mean, running_var),
+        eps,
+        BnAct::Identity,
+    )
+}
+
+/// [`batch_norm_eval`] with the activation that follows it fused in.
+pub fn batch_norm_act_eval(
+    x: &Tensor,
+    (weight, bias): (Option<&Tensor>, Option<&Tensor>),
+    (running_mean, running_var): (&Tensor, &Tensor),
+    eps: f32,
+    act: BnAct,
+) -> Result<Tensor> {
+    let op = "batch_norm_eval";
+    let (n, c, s) = check_batch_norm(op, x, weight, bias, running_mean, running_var, eps)?;
+    batch_norm::eval(
+        x,
+        (n, c, s),
+        (weight, bias),
+        (running_mean, running_var),
+        eps,
+        act,
     )
 }
 
@@ -469,33 +450,37 @@ pub fn batch_norm_eval_backward(
     running_var: &Tensor,
     eps: f32,
 ) -> Result<(Tensor, Tensor, Tensor)> {
+    batch_norm_act_eval_backward(grad_y, x, weight, (running_mean, running_var), eps, None)
+}
+
+/// Gradients of [`batch_norm_act_eval`]: as [`batch_norm_eval_backward`], through the
+/// fused activation when `fused` gives it and the forward's output `y`.
+pub fn batch_norm_act_eval_backward(
+    grad_y: &Tensor,
+    x: &Tensor,
+    weight: Option<&Tensor>,
+    (running_mean, running_var): (&Tensor, &Tensor),
+    eps: f32,
+    fused: Option<(BnAct, &Tensor)>,
+) -> Result<(Tensor, Tensor, Tensor)> {
     let op = "batch_norm_eval_backward";
     let (n, c, s) = check_batch_norm(op, x, weight, None, running_mean, running_var, eps)?;
     check_param(op, "grad_y", x, grad_y, x.shape())?;
-    let invstd = finalize(running_mean, running_var, eps, None)?;
-    let channels = Rows {
-        rows: c,
-        inner: s,
-        outer: n,
-        outer_stride: c * s,
-    };
-    let saved = Saved {
-        dy: grad_y,
-        x,
+    check_fused(op, x, fused)?;
+    let invstd = finalize(running_mean, running_var, eps)?;
+    let saved = batch_norm::Saved {
         mean: running_mean,
         invstd: &invstd,
-        weight: None,
-        at: Indexing::per_channel(c, s),
+        batch_stats: false,
+        weight,
+        fused,
     };
-    let (dbias, dweight) = saved.sums(false, channels, &[c])?;
-    let scale = match weight {
-        Some(w) => invstd.mul(w)?,
-        None => invstd,
-    };
-    let mut per_channel = vec![1; x.ndim()];
-    per_channel[1] = c;
-    let dx = grad_y.mul(&scale.reshape(&per_channel)?)?;
-    Ok((dx, dweight, dbias))
+    batch_norm::backward(grad_y, x, (n, c, s), saved)
+}
+
+/// An error unless a fused activation's saved output is shaped like the input.
+fn check_fused(op: &str, x: &Tensor, fused: Option<(BnAct, &Tensor)>) -> Result<()> {
+    fused.map_or(Ok(()), |(_, y)| check_param(op, "y", x, y, x.shape()))
 }
 
 /// Gradients of [`batch_norm_train`] (training mode: through the batch statistics) from
@@ -509,33 +494,33 @@ pub fn batch_norm_backward(
     save_mean: &Tensor,
     save_invstd: &Tensor,
 ) -> Result<(Tensor, Tensor, Tensor)> {
+    batch_norm_act_backward(grad_y, x, weight, (save_mean, save_invstd), None)
+}
+
+/// Gradients of [`batch_norm_act_train`]: as [`batch_norm_backward`], through the fused
+/// activation when `fused` gives it and the forward's output `y`.
+pub fn batch_norm_act_backward(
+    grad_y: &Tensor,
+    x: &Tensor,
+    weight: Option<&Tensor>,
+    (save_mean, save_invstd): (&Tensor, &Tensor),
+    fused: Option<(BnAct, &Tensor)>,
+) -> Result<(Tensor, Tensor, Tensor)> {
     let op = "batch_norm_backward";
     let (n, c, s) = split_channels(op, x)?;
     check_param(op, "grad_y", x, grad_y, x.shape())?;
     check_optional(op, "weight", x, weight, &[c])?;
     check_param(op, "save_mean", x, save_mean, &[c])?;
     check_param(op, "save_invstd", x, save_invstd, &[c])?;
-    let at = Indexing::per_channel(c, s);
-    // The weight is constant over a channel, so the channel sums leave it out and are
-    // dbias and dweight as they stand; dx scales them by the weight.
-    let channels = Rows {
-        rows: c,
-        inner: s,
-        outer: n,
-        outer_stride: c * s,
-    };
-    let saved = Saved {
-        dy: grad_y,
-        x,
+    check_fused(op, x, fused)?;
+    let saved = batch_norm::Saved {
         mean: save_mean,
         invstd: save_invstd,
+        batch_stats: true,
         weight,
-        at,
+        fused,
     };
-    let sums = saved.sums(false, channels, &[c])?;
-    let dx = saved.grad_input(&sums, n * s, false)?;
-    let (dbias, dweight) = sums;
-    Ok((dx, dweight, dbias))
+    batch_norm::backward(grad_y, x, (n, c, s), saved)
 }
 
 /// `(R, D, stats shape, normalized shape)` of a layer norm over the last `normalized_ndim`
@@ -584,7 +569,7 @@ pub fn layer_norm(
     check_finite(op, "eps", eps)?;
     let (mean, invstd) = row_stats(x, rows, d, eps, &stats_shape)?;
     let at = Indexing::per_row(rows, d);
-    let y = apply(x, &mean, Scale::Invstd(&invstd), (weight, bias), at)?;
+    let y = apply(x, &mean, &invstd, (weight, bias), at)?;
     Ok((y, mean, invstd))
 }
 
@@ -684,7 +669,7 @@ pub fn group_norm(
     check_finite(op, "eps", eps)?;
     let (mean, invstd) = row_stats(x, n * num_groups, cg * s, eps, &[n, num_groups])?;
     let at = group_norm_indexing(n, num_groups, c, s);
-    let y = apply(x, &mean, Scale::Invstd(&invstd), (weight, bias), at)?;
+    let y = apply(x, &mean, &invstd, (weight, bias), at)?;
     Ok((y, mean, invstd))
 }
 

@@ -15,7 +15,10 @@ use std::ops::Range;
 use super::Geometry;
 use crate::error::{Error, Result};
 use crate::gpu::{Device, Grid, Kernel, kernel};
-use crate::ops::matmul::{MatmulKernel, MatrixView, Output, Packed, gemm, pack, place};
+use crate::ops::matmul::{
+    ColumnPlanes, MatmulKernel, MatrixView, Output, Packed, gemm, k_major, k_major_fits_one_pass,
+    k_planes, pack, place,
+};
 use crate::ops::reduce::{Reduction, reduce_with};
 use crate::ops::segments::{Segments, items_within};
 use crate::tensor::Tensor;
@@ -37,6 +40,52 @@ const FIXED: u64 = 8;
 /// 1×1, stride 1, no padding: every input pixel is its own receptive field.
 fn is_pointwise(g: &Geometry) -> bool {
     g.kh == 1 && g.kw == 1 && g.p.stride == (1, 1) && g.p.padding == (0, 0)
+}
+
+/// A pointwise product over every pixel of a chunk's samples at once, `out[n] = a ·
+/// src[n]` with `src` `[k, hw]` and `out` `[m, hw]` per sample (NCHW), the columns running
+/// plane after plane: one product of `m × (samples · hw)` instead of one per sample, whose
+/// 64-column tiles a 4×4 image would fill a quarter of. Only for one group (the weights
+/// shared by every column) of whole samples, where the kernel reads `src` in place and K
+/// fits one pass; `Ok(false)` otherwise, and nothing ran.
+fn pointwise_over_planes(
+    a: &Packed,
+    src: &Tensor,
+    out: &Tensor,
+    (m, k, hw): (usize, usize, usize),
+    chunk: &Chunk,
+    bias: Option<&Tensor>,
+) -> Result<bool> {
+    if chunk.len() != hw || !k_major_fits_one_pass(src.device(), k) {
+        return Ok(false);
+    }
+    let columns = chunk.count * hw;
+    let view = MatrixView {
+        offset: chunk.n0 * k * hw,
+        batch_stride: 0,
+        batch_mod: 1,
+        rows: columns,
+        k,
+        row_stride: 1,
+        col_stride: hw,
+    };
+    let planes = ColumnPlanes {
+        len: hw,
+        b_stride: k * hw,
+        c_stride: m * hw,
+    };
+    let Some(b) = k_major(src, view, Some(planes)) else {
+        return Ok(false);
+    };
+    let c = Output {
+        tensor: out,
+        offset: chunk.n0 * m * hw,
+        matrix_stride: 0,
+        row_stride: hw,
+    };
+    let bias = bias.map(|b| (b, 1));
+    gemm(a, &b, c, (m, columns, k), 1, bias, MatmulKernel::Auto)?;
+    Ok(true)
 }
 
 /// A piece of the work: samples `n0..n0 + count` and, of each, output pixels `pixels`
@@ -356,22 +405,28 @@ pub(super) fn forward(
     }
     let pointwise = is_pointwise(g);
     for chunk in chunks(g, x.device(), if pointwise { 0 } else { groups * k4 }, 0) {
+        let dims = (g.c_out, g.c_in, g.h * g.w);
+        if pointwise && groups == 1 && pointwise_over_planes(&weights, x, &y, dims, &chunk, bias)? {
+            continue;
+        }
         let matrices = chunk.matrices(g);
         let cols = if pointwise {
-            // The input's pixels are the columns already; they only need transposing.
+            // The input's pixels are the columns already: read in place where the kernel
+            // can, else transposed into a packed copy.
             let hw = g.h * g.w;
-            pack(
-                x,
-                MatrixView {
-                    offset: chunk.n0 * g.c_in * hw + chunk.pixels.start,
-                    batch_stride: g.cin_g() * hw,
-                    batch_mod: matrices,
-                    rows: chunk.len(),
-                    k: kg,
-                    row_stride: 1,
-                    col_stride: hw,
-                },
-            )?
+            let view = MatrixView {
+                offset: chunk.n0 * g.c_in * hw + chunk.pixels.start,
+                batch_stride: g.cin_g() * hw,
+                batch_mod: matrices,
+                rows: chunk.len(),
+                k: kg,
+                row_stride: 1,
+                col_stride: hw,
+            };
+            match k_major(x, view, None) {
+                Some(cols) => cols,
+                None => pack(x, view)?,
+            }
         } else {
             im2col(g, x, "pixel_major", &chunk, (chunk.len(), k4))?
         };
@@ -413,20 +468,35 @@ pub(super) fn input_grad(g: &Geometry, dy: &Tensor, w: &Tensor) -> Result<Tensor
     )?;
     let pointwise = is_pointwise(g);
     for chunk in chunks(g, dy.device(), if pointwise { 0 } else { groups * kg }, 0) {
+        // Pointwise: dx[n] = Wᵀ · dy[n].
+        let dims = (g.c_in, g.c_out, hwo);
+        if pointwise
+            && groups == 1
+            && pointwise_over_planes(&weights_t, dy, &dx, dims, &chunk, None)?
+        {
+            continue;
+        }
         let matrices = chunk.matrices(g);
         // dy per (sample, group) with rows = output pixels, k = output channel.
-        let dy_t = pack(
-            dy,
-            MatrixView {
-                offset: chunk.n0 * g.c_out * hwo + chunk.pixels.start,
-                batch_stride: cog * hwo,
-                batch_mod: matrices,
-                rows: chunk.len(),
-                k: cog,
-                row_stride: 1,
-                col_stride: hwo,
-            },
-        )?;
+        let dy_view = MatrixView {
+            offset: chunk.n0 * g.c_out * hwo + chunk.pixels.start,
+            batch_stride: cog * hwo,
+            batch_mod: matrices,
+            rows: chunk.len(),
+            k: cog,
+            row_stride: 1,
+            col_stride: hwo,
+        };
+        // Pointwise: read in place where the kernel can.
+        let in_place = if pointwise {
+            k_major(dy, dy_view, None)
+        } else {
+            None
+        };
+        let dy_t = match in_place {
+            Some(dy_t) => dy_t,
+            None => pack(dy, dy_view)?,
+        };
         if pointwise {
             // dx[n, g] = W[g]ᵀ · dy[n, g]: rows = input channel, columns = pixels.
             let out = Output {
@@ -539,6 +609,22 @@ pub(super) fn weight_grad(g: &Geometry, x: &Tensor, dy: &Tensor) -> Result<Tenso
         if pointwise { 0 } else { groups * kg },
         per_sample,
     ) {
+        if pointwise && groups == 1 && chunk.len() == hwo {
+            // dW = Σ over every pixel of every sample of dy · xᵀ, as one product read in
+            // place, K running over the samples' planes.
+            let planes = |t: &Tensor, c: usize| k_planes(t, chunk.n0 * c * hwo, (hwo, c * hwo));
+            if let (Some(dy_rows), Some(x_rows)) = (planes(dy, g.c_out), planes(x, g.c_in)) {
+                let dw = x.uninit_like(&[g.c_out, g.c_in])?;
+                let out = Output::dense(&dw, (g.c_out, g.c_in));
+                let dims = (g.c_out, g.c_in, chunk.count * hwo);
+                gemm(&dy_rows, &x_rows, out, dims, 1, None, MatmulKernel::Auto)?;
+                total = Some(match total {
+                    Some(t) => t.add(&dw)?,
+                    None => dw,
+                });
+                continue;
+            }
+        }
         let matrices = chunk.matrices(g);
         // dy per (sample, group): rows = output channel, k = pixel.
         let dy_rows = pack(

@@ -1,0 +1,67 @@
+// requires: channel_walk.wgsl
+// Batch norm's normalization, y = act(x · scale + shift) per channel, scale and shift
+// from batch_norm_stats.wgsl (the statistics and the affine parameters folded together).
+// ACT fuses the activation that follows batch norm in most networks, saving a pass over
+// the tensor each way: 0 none, 1 ReLU, 2 ReLU6; NaN stays NaN, as in PyTorch.
+
+struct Params {
+    channels: u32,
+    plane: u32,
+    plane_units: u32,
+    lane_shift: u32,
+    samples: u32,
+    seg_samples: u32,
+    pos_segs: u32,
+    seg_units: u32,
+    segments: u32,
+}
+
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> coef: array<f32>; // [channels, 2]: scale, shift
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<uniform> p: Params;
+
+override ACT: u32 = 0u;
+
+fn act(v: vec4<f32>) -> vec4<f32> {
+    var r = v;
+    if ACT == 1u {
+        r = max(v, vec4<f32>(0.0));
+    } else if ACT == 2u {
+        r = clamp(v, vec4<f32>(0.0), vec4<f32>(6.0));
+    }
+    // WGSL leaves max and clamp of NaN to the implementation; tested on the bits, since
+    // compilers may fold v != v to false.
+    let nan = (bitcast<vec4<u32>>(v) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u);
+    return select(r, v, nan);
+}
+
+@compute @workgroup_size(CHANNEL_WG)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let g = group_index(wid, nwg);
+    if g >= p.channels * p.segments {
+        return;
+    }
+    let w = channel_walk(g, lid);
+    let scale = coef[2u * w.channel];
+    let shift = coef[2u * w.channel + 1u];
+    for (var n = w.n_first; n < w.n_end; n += w.n_step) {
+        let base = plane_base(n, w.channel);
+        for (var j = w.j_first; j < w.j_end; j += w.j_step) {
+            let o = base + j * UNIT;
+            if UNIT == 4u {
+                let r = act(vec4<f32>(x[o], x[o + 1u], x[o + 2u], x[o + 3u]) * scale + shift);
+                y[o] = r.x;
+                y[o + 1u] = r.y;
+                y[o + 2u] = r.z;
+                y[o + 3u] = r.w;
+            } else {
+                y[o] = act(vec4<f32>(x[o] * scale + shift)).x;
+            }
+        }
+    }
+}
