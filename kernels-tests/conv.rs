@@ -403,6 +403,37 @@ fn pointwise_convs_over_whole_planes() {
         check_geo(&mut rng, Form::Pointwise, geo, (0, 0));
     }
 }
+/// Strided depthwise convolutions, whose input gradient spreads dy out to stride 1 and
+/// slides the flipped kernel over it: strides 2 and 3, on each axis alone, and sizes
+/// that leave input rows and columns past the last window (they get no gradient).
+#[test]
+fn strided_depthwise_input_gradients() {
+    let mut rng = Rng::new(59);
+    for (n, c, (h, w), k, s, p) in [
+        (2, 6, (9, 8), (3, 3), (2, 2), (1, 1)),
+        (1, 4, (10, 11), (5, 5), (3, 3), (2, 2)),
+        (2, 3, (7, 9), (3, 3), (2, 1), (0, 1)),
+        (3, 2, (8, 6), (3, 5), (1, 2), (2, 0)),
+    ] {
+        let geo = Geo {
+            n,
+            c_in: c,
+            h,
+            w,
+            c_out: c,
+            ho: (h + 2 * p.0 - k.0) / s.0 + 1,
+            wo: (w + 2 * p.1 - k.1) / s.1 + 1,
+            kh: k.0,
+            kw: k.1,
+            s,
+            p,
+            d: (1, 1),
+            g: c,
+        };
+        check_geo(&mut rng, Form::Depthwise, geo, (0, 0));
+    }
+}
+
 #[test]
 fn dilated_conv_sweep() {
     sweep(Form::Dilated, 55);
@@ -696,6 +727,14 @@ mod at_the_tight_loop_budget {
         with_device(
             tight_budget_device(),
             super::pointwise_convs_over_whole_planes,
+        );
+    }
+
+    #[test]
+    fn strided_depthwise_input_gradients() {
+        with_device(
+            tight_budget_device(),
+            super::strided_depthwise_input_gradients,
         );
     }
 

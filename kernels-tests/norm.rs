@@ -2,6 +2,8 @@
 //! reference backward is itself checked against central differences of the reference
 //! forward, so the GPU gradients are tied to the forward's definition.
 
+use liandan::ops::conv::{Conv2dParams, conv2d, conv2d_batch_norm_eval};
+use liandan::ops::norm::FrozenBatchNorm;
 use liandan::ops::norm::{
     BnAct, batch_norm_act_backward, batch_norm_act_eval, batch_norm_act_eval_backward,
     batch_norm_act_train, batch_norm_backward, batch_norm_eval, batch_norm_eval_backward,
@@ -391,8 +393,9 @@ fn batch_norm_with_a_fused_activation_matches_batch_norm_then_the_activation() {
             };
             let (got, want) = if kind == "train" {
                 let stats = (&fused.save_mean, &fused.save_invstd);
+                let ss = &fused.scale_shift;
                 (
-                    batch_norm_act_backward(&dy, &x, Some(&w), stats, Some((act, y))).unwrap(),
+                    batch_norm_act_backward(&dy, &x, Some(&w), stats, Some((act, ss))).unwrap(),
                     batch_norm_backward(&masked, &x, Some(&w), stats.0, stats.1).unwrap(),
                 )
             } else {
@@ -424,6 +427,68 @@ fn batch_norm_with_a_fused_activation_matches_batch_norm_then_the_activation() {
             }
         }
     }
+}
+
+/// A convolution with an evaluation-mode batch norm and activation folded into its last
+/// step against the three run apart: depthwise convolutions (the direct kernels, stride
+/// 1 and 2), pointwise ones over planes of 8k pixels (one product over the batch) and
+/// over odd planes, and a standard 3×3 (both run apart inside).
+#[test]
+fn conv_with_a_folded_batch_norm_matches_conv_then_batch_norm() {
+    let mut rng = Rng::new(79);
+    // (x shape, c_out, kernel, stride, padding, groups)
+    let cases: [([usize; 4], usize, usize, usize, usize, usize); 6] = [
+        ([2, 6, 8, 8], 6, 3, 1, 1, 6),
+        ([3, 4, 9, 7], 4, 3, 2, 1, 4),
+        ([3, 5, 4, 4], 7, 1, 1, 0, 1),
+        ([2, 9, 8, 6], 16, 1, 1, 0, 1),
+        ([2, 5, 5, 5], 3, 1, 1, 0, 1),
+        ([2, 3, 6, 6], 4, 3, 1, 1, 1),
+    ];
+    for (i, (shape, c_out, k, stride, pad, groups)) in cases.into_iter().enumerate() {
+        let act = [BnAct::Relu6, BnAct::Relu, BnAct::Identity][i % 3];
+        let what = format!("conv {shape:?} -> {c_out} k{k} s{stride} g{groups} {act:?}");
+        let (x, _) = random_tensor(&mut rng, &shape, -2.0, 2.0);
+        let (w, _) = random_tensor(&mut rng, &[c_out, shape[1] / groups, k, k], -1.0, 1.0);
+        let (bw, _) = random_tensor(&mut rng, &[c_out], 0.5, 3.0);
+        let (bb, _) = random_tensor(&mut rng, &[c_out], -1.0, 1.0);
+        let (rm, _) = random_tensor(&mut rng, &[c_out], -1.0, 1.0);
+        let (rv, _) = random_tensor(&mut rng, &[c_out], 0.5, 2.0);
+        let p = Conv2dParams::square(stride, pad, 1, groups);
+        let bn = FrozenBatchNorm {
+            weight: Some(&bw),
+            bias: Some(&bb),
+            running_mean: &rm,
+            running_var: &rv,
+            eps: EPS,
+        };
+        let got = read(&conv2d_batch_norm_eval(&x, &w, &p, bn, act).unwrap());
+        let y = conv2d(&x, &w, None, &p).unwrap();
+        let affine = (Some(&bw), Some(&bb));
+        let want = read(&batch_norm_act_eval(&y, affine, (&rm, &rv), EPS, act).unwrap());
+        assert_eq!(got.len(), want.len(), "{what}");
+        for (j, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                (g - w).abs() <= 1e-5 * w.abs().max(1.0),
+                "{what} [{j}]: {g} vs {w}"
+            );
+        }
+    }
+    // The batch norm's tensors must fit the convolution's output channels.
+    let x = Tensor::zeros(device(), &[1, 2, 4, 4]).unwrap();
+    let w = Tensor::zeros(device(), &[3, 2, 1, 1]).unwrap();
+    let two = Tensor::ones(device(), &[2]).unwrap();
+    let bn = FrozenBatchNorm {
+        weight: None,
+        bias: None,
+        running_mean: &two,
+        running_var: &two,
+        eps: EPS,
+    };
+    let err = conv2d_batch_norm_eval(&x, &w, &Conv2dParams::default(), bn, BnAct::Relu)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("running_mean") && err.contains("[3]"), "{err}");
 }
 
 #[test]

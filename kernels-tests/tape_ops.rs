@@ -4,6 +4,7 @@
 //! (L(x + h) - L(x - h)) / 2h computed in f64.
 
 use liandan::autograd::{Act, RunningStats, Tape, Var};
+use liandan::ops::norm::BnAct;
 use liandan::ops::pool::Pool2d;
 use liandan::{Rng, Tensor};
 
@@ -374,6 +375,59 @@ fn normalizations() {
         |v| {
             let stats = |i: usize| (f64::from(mean[i % 3]), f64::from(var[i % 3]));
             normalize(&v[0], 4, stats, (&v[1], &v[2]), |i| i / 4 % 3)
+        },
+    );
+    // batch norm in training with a fused ReLU6 (batch statistics: the gradient flows
+    // through them and the activation), and in evaluation with a fused ReLU. The inputs
+    // spread wide enough that both clamp some values.
+    let clamp6 = |v: f64| v.clamp(0.0, 6.0);
+    check(
+        "batch_norm_act_train relu6",
+        &[
+            (vec![2, 3, 2, 2], -2.0, 2.0),
+            (vec![3], 2.0, 4.0),
+            (vec![3], -1.0, 3.0),
+        ],
+        |t, v| {
+            let m = Tensor::zeros(device(), &[3]).unwrap();
+            let s = Tensor::ones(device(), &[3]).unwrap();
+            let running = RunningStats { mean: &m, var: &s };
+            let affine = (Some(&v[1]), Some(&v[2]));
+            t.batch_norm_act_train(&v[0], affine, running, (0.1, 1e-5), BnAct::Relu6)
+                .unwrap()
+                .0
+        },
+        |v| {
+            let channel = |c: usize| -> Vec<f64> {
+                (0..v[0].len())
+                    .filter(|i| i / 4 % 3 == c)
+                    .map(|i| v[0][i])
+                    .collect()
+            };
+            let stats = |i: usize| moments(&channel(i % 3));
+            let y = normalize(&v[0], 4, stats, (&v[1], &v[2]), |i| i / 4 % 3);
+            y.into_iter().map(clamp6).collect()
+        },
+    );
+    check(
+        "batch_norm_act_eval relu",
+        &[
+            (vec![2, 3, 2, 2], -2.0, 2.0),
+            (vec![3], 0.5, 1.5),
+            (vec![3], -1.0, 1.0),
+        ],
+        |t, v| {
+            let m = Tensor::from_slice(device(), &mean, &[3]).unwrap();
+            let s = Tensor::from_slice(device(), &var, &[3]).unwrap();
+            let running = RunningStats { mean: &m, var: &s };
+            let affine = (Some(&v[1]), Some(&v[2]));
+            t.batch_norm_act_eval(&v[0], affine, running, 1e-5, BnAct::Relu)
+                .unwrap()
+        },
+        |v| {
+            let stats = |i: usize| (f64::from(mean[i % 3]), f64::from(var[i % 3]));
+            let y = normalize(&v[0], 4, stats, (&v[1], &v[2]), |i| i / 4 % 3);
+            y.into_iter().map(|v| v.max(0.0)).collect()
         },
     );
 }

@@ -410,3 +410,46 @@ fn a_profiled_step_is_broken_down_by_kind_of_op() {
     assert!(row("batch_norm").backward_s > 0.0);
     assert!(Tape::new().profile().is_empty());
 }
+
+/// Inference folds each batch norm (and its activation) into the convolution before it
+/// (see `Module::forward_then_batch_norm`); a recording tape runs them apart. Both give
+/// the same logits, with running statistics made non-trivial by a training forward.
+#[test]
+fn inference_with_folded_batch_norms_matches_the_recorded_forward() {
+    let options = ZooOptions {
+        cifar: true,
+        ..ZooOptions::new(10)
+    };
+    let x = Tensor::randn(device(), &[2, 3, 32, 32], 11).unwrap();
+    for name in [
+        "mobilenet_v2",
+        "mobilenet_v3_small",
+        "resnet18",
+        "efficientnet_b0",
+    ] {
+        let (model, mut store) = build(name, &options, 12);
+        {
+            let tape = Tape::new();
+            let input = tape.input(x.clone());
+            let mut ctx = Ctx::train(&tape, &mut store, 13);
+            model.forward(&mut ctx, &input).unwrap();
+        }
+        let folded = eval_logits(model.as_ref(), &store, &x);
+        let tape = Tape::new();
+        let input = tape.input(x.clone());
+        let mut ctx = Ctx::eval(&tape, &store);
+        let apart = model
+            .forward(&mut ctx, &input)
+            .unwrap()
+            .value()
+            .to_vec()
+            .unwrap();
+        let scale = apart.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-3);
+        for (i, (a, b)) in folded.iter().zip(&apart).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-4 * scale,
+                "{name} logit {i}: {a} vs {b}"
+            );
+        }
+    }
+}

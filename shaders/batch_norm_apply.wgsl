@@ -1,3 +1,4 @@
+// variants: unit1.wgsl unit4.wgsl
 // requires: channel_walk.wgsl
 // Batch norm's normalization, y = act(x · scale + shift) per channel, scale and shift
 // from batch_norm_stats.wgsl (the statistics and the affine parameters folded together).
@@ -16,24 +17,22 @@ struct Params {
     segments: u32,
 }
 
-@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(0) var<storage, read> x: array<Unit>;
 @group(0) @binding(1) var<storage, read> coef: array<f32>; // [channels, 2]: scale, shift
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<Unit>;
 @group(0) @binding(3) var<uniform> p: Params;
 
 override ACT: u32 = 0u;
 
-fn act(v: vec4<f32>) -> vec4<f32> {
+fn act(v: Unit) -> Unit {
     var r = v;
     if ACT == 1u {
-        r = max(v, vec4<f32>(0.0));
+        r = max(v, Unit(0.0));
     } else if ACT == 2u {
-        r = clamp(v, vec4<f32>(0.0), vec4<f32>(6.0));
+        r = clamp(v, Unit(0.0), Unit(6.0));
     }
-    // WGSL leaves max and clamp of NaN to the implementation; tested on the bits, since
-    // compilers may fold v != v to false.
-    let nan = (bitcast<vec4<u32>>(v) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u);
-    return select(r, v, nan);
+    // WGSL leaves max and clamp of NaN to the implementation.
+    return select(r, v, unit_is_nan(v));
 }
 
 @compute @workgroup_size(CHANNEL_WG)
@@ -52,16 +51,7 @@ fn main(
     for (var n = w.n_first; n < w.n_end; n += w.n_step) {
         let base = plane_base(n, w.channel);
         for (var j = w.j_first; j < w.j_end; j += w.j_step) {
-            let o = base + j * UNIT;
-            if UNIT == 4u {
-                let r = act(vec4<f32>(x[o], x[o + 1u], x[o + 2u], x[o + 3u]) * scale + shift);
-                y[o] = r.x;
-                y[o + 1u] = r.y;
-                y[o + 2u] = r.z;
-                y[o + 3u] = r.w;
-            } else {
-                y[o] = act(vec4<f32>(x[o] * scale + shift)).x;
-            }
+            y[base + j] = act(x[base + j] * scale + shift);
         }
     }
 }

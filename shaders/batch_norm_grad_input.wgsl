@@ -1,7 +1,8 @@
+// variants: unit1.wgsl unit4.wgsl
 // requires: channel_walk.wgsl
 // Batch norm's backward, last pass: dx = a · g + b · (x - mean) + c per channel, with the
 // coefficients of batch_norm_grad_coef.wgsl and g the gradient at batch norm's output
-// (dy through the fused activation ACT, as in batch_norm_grad_sums.wgsl).
+// (dy through the fused activation ACT, read off z or y as in batch_norm_grad_sums.wgsl).
 
 struct Params {
     channels: u32,
@@ -15,24 +16,37 @@ struct Params {
     segments: u32,
 }
 
-@group(0) @binding(0) var<storage, read> dy: array<f32>;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> y: array<f32>; // with ACT; else any buffer
+@group(0) @binding(0) var<storage, read> dy: array<Unit>;
+@group(0) @binding(1) var<storage, read> x: array<Unit>;
+// With ACT, the forward's output, unless MASK_FROM_INPUT; else any tensor of units.
+@group(0) @binding(2) var<storage, read> y: array<Unit>;
 @group(0) @binding(3) var<storage, read> coef: array<f32>; // [channels, 4]: a, b, c, mean
-@group(0) @binding(4) var<storage, read_write> dx: array<f32>;
-@group(0) @binding(5) var<uniform> p: Params;
+// With ACT and MASK_FROM_INPUT, the forward's scale and shift, [channels, 2]; else any.
+@group(0) @binding(4) var<storage, read> scale_shift: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dx: array<Unit>;
+@group(0) @binding(6) var<uniform> p: Params;
 
 override ACT: u32 = 0u;
+override MASK_FROM_INPUT: bool = false;
 
-fn grad(o: u32) -> f32 {
+// `ss`: the channel's scale and shift, with MASK_FROM_INPUT.
+fn grad(o: u32, ss: vec2<f32>) -> Unit {
+    if ACT == 0u {
+        return dy[o];
+    }
+    // The activation's input: recomputed from x as the forward computed it (training
+    // saves its scale and shift), or read off the output y (where the activation passed
+    // its input, y is that input).
+    var v: Unit;
+    if MASK_FROM_INPUT {
+        v = x[o] * ss.x + ss.y;
+    } else {
+        v = y[o];
+    }
     if ACT == 1u {
-        return select(0.0, dy[o], y[o] > 0.0);
+        return select(Unit(0.0), dy[o], v > Unit(0.0));
     }
-    if ACT == 2u {
-        let v = y[o];
-        return select(0.0, dy[o], v > 0.0 && v < 6.0);
-    }
-    return dy[o];
+    return select(Unit(0.0), dy[o], v > Unit(0.0) & v < Unit(6.0));
 }
 
 @compute @workgroup_size(CHANNEL_WG)
@@ -46,6 +60,10 @@ fn main(
         return;
     }
     let w = channel_walk(g, lid);
+    var ss = vec2<f32>(0.0);
+    if MASK_FROM_INPUT {
+        ss = vec2<f32>(scale_shift[2u * w.channel], scale_shift[2u * w.channel + 1u]);
+    }
     let a = coef[4u * w.channel];
     let b = coef[4u * w.channel + 1u];
     let c = coef[4u * w.channel + 2u];
@@ -53,13 +71,8 @@ fn main(
     for (var n = w.n_first; n < w.n_end; n += w.n_step) {
         let base = plane_base(n, w.channel);
         for (var j = w.j_first; j < w.j_end; j += w.j_step) {
-            let o = base + j * UNIT;
-            dx[o] = a * grad(o) + b * (x[o] - m) + c;
-            if UNIT == 4u {
-                dx[o + 1u] = a * grad(o + 1u) + b * (x[o + 1u] - m) + c;
-                dx[o + 2u] = a * grad(o + 2u) + b * (x[o + 2u] - m) + c;
-                dx[o + 3u] = a * grad(o + 3u) + b * (x[o + 3u] - m) + c;
-            }
+            let o = base + j;
+            dx[o] = a * grad(o, ss) + b * (x[o] - Unit(m)) + c;
         }
     }
 }

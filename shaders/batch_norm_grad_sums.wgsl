@@ -1,9 +1,12 @@
+// variants: unit1.wgsl unit4.wgsl
 // requires: channel_walk.wgsl
 // Batch norm's backward, first pass: per segment of a channel (see channel_walk.wgsl),
 // Σ g and Σ g · xhat, where xhat = (x - mean) · invstd and g is the gradient reaching
 // batch norm's output: dy, or with ACT (the fused activation of batch_norm_apply.wgsl)
-// dy where the activation passed its input through and 0 where it clamped. That is read
-// off the saved output y: ReLU passes where y > 0, ReLU6 where 0 < y < 6 (NaN: nowhere).
+// dy where the activation passed its input z through and 0 where it clamped: ReLU passes
+// where z > 0, ReLU6 where 0 < z < 6 (NaN: nowhere). Training recomputes z from x and the
+// forward's scale and shift (MASK_FROM_INPUT), which saves reading y; the frozen backward
+// reads it off y, equal to z where the activation passed it.
 // batch_norm_grad_coef.wgsl adds up the segments.
 
 struct Params {
@@ -18,29 +21,42 @@ struct Params {
     segments: u32,
 }
 
-@group(0) @binding(0) var<storage, read> dy: array<f32>;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> y: array<f32>; // with ACT; else any buffer
+@group(0) @binding(0) var<storage, read> dy: array<Unit>;
+@group(0) @binding(1) var<storage, read> x: array<Unit>;
+// With ACT, the forward's output, unless MASK_FROM_INPUT; else any tensor of units.
+@group(0) @binding(2) var<storage, read> y: array<Unit>;
 @group(0) @binding(3) var<storage, read> mean: array<f32>;
 @group(0) @binding(4) var<storage, read> invstd: array<f32>;
+// With ACT and MASK_FROM_INPUT, the forward's scale and shift, [channels, 2]; else any.
+@group(0) @binding(5) var<storage, read> scale_shift: array<f32>;
 // [channels, segments, 2]: Σ g, Σ g · xhat.
-@group(0) @binding(5) var<storage, read_write> partial: array<f32>;
-@group(0) @binding(6) var<uniform> p: Params;
+@group(0) @binding(6) var<storage, read_write> partial: array<f32>;
+@group(0) @binding(7) var<uniform> p: Params;
 
 override ACT: u32 = 0u;
+override MASK_FROM_INPUT: bool = false;
 
 var<workgroup> scratch: array<vec2<f32>, CHANNEL_WG>;
 
 // The gradient at batch norm's output for one element: dy through the activation.
-fn grad(o: u32) -> f32 {
+// `ss`: the channel's scale and shift, with MASK_FROM_INPUT.
+fn grad(o: u32, ss: vec2<f32>) -> Unit {
+    if ACT == 0u {
+        return dy[o];
+    }
+    // The activation's input: recomputed from x as the forward computed it (training
+    // saves its scale and shift), or read off the output y (where the activation passed
+    // its input, y is that input).
+    var v: Unit;
+    if MASK_FROM_INPUT {
+        v = x[o] * ss.x + ss.y;
+    } else {
+        v = y[o];
+    }
     if ACT == 1u {
-        return select(0.0, dy[o], y[o] > 0.0);
+        return select(Unit(0.0), dy[o], v > Unit(0.0));
     }
-    if ACT == 2u {
-        let v = y[o];
-        return select(0.0, dy[o], v > 0.0 && v < 6.0);
-    }
-    return dy[o];
+    return select(Unit(0.0), dy[o], v > Unit(0.0) & v < Unit(6.0));
 }
 
 @compute @workgroup_size(CHANNEL_WG)
@@ -54,21 +70,19 @@ fn main(
         return;
     }
     let w = channel_walk(g, lid);
+    var ss = vec2<f32>(0.0);
+    if MASK_FROM_INPUT {
+        ss = vec2<f32>(scale_shift[2u * w.channel], scale_shift[2u * w.channel + 1u]);
+    }
     let m = mean[w.channel];
     let inv = invstd[w.channel];
     var acc = vec2<f32>(0.0);
     for (var n = w.n_first; n < w.n_end; n += w.n_step) {
         let base = plane_base(n, w.channel);
         for (var j = w.j_first; j < w.j_end; j += w.j_step) {
-            let o = base + j * UNIT;
-            if UNIT == 4u {
-                let gv = vec4<f32>(grad(o), grad(o + 1u), grad(o + 2u), grad(o + 3u));
-                let xhat = (vec4<f32>(x[o], x[o + 1u], x[o + 2u], x[o + 3u]) - m) * inv;
-                acc += vec2<f32>(gv.x + gv.y + gv.z + gv.w, dot(gv, xhat));
-            } else {
-                let gv = grad(o);
-                acc += vec2<f32>(gv, gv * (x[o] - m) * inv);
-            }
+            let g = grad(base + j, ss);
+            let xhat = (x[base + j] - Unit(m)) * inv;
+            acc += vec2<f32>(unit_sum(g), unit_sum(g * xhat));
         }
     }
     scratch[lid] = acc;

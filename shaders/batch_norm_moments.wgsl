@@ -1,3 +1,4 @@
+// variants: unit1.wgsl unit4.wgsl
 // requires: channel_walk.wgsl
 // Batch norm's statistics, first pass: the (count, mean, M2) of one segment of one
 // channel (see channel_walk.wgsl), M2 being the sum of squared deviations from the mean.
@@ -17,7 +18,7 @@ struct Params {
     segments: u32,
 }
 
-@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(0) var<storage, read> x: array<Unit>;
 // [channels, segments, 3]: count, mean, M2.
 @group(0) @binding(1) var<storage, read_write> partial: array<f32>;
 @group(0) @binding(2) var<uniform> p: Params;
@@ -37,13 +38,10 @@ fn merge(a: vec3<f32>, b: vec3<f32>) -> vec3<f32> {
 
 // (count, mean, M2) of the unit at o.
 fn unit_moments(o: u32) -> vec3<f32> {
-    if UNIT == 4u {
-        let v = vec4<f32>(x[o], x[o + 1u], x[o + 2u], x[o + 3u]);
-        let m = (v.x + v.y + v.z + v.w) * 0.25;
-        let d = v - vec4<f32>(m);
-        return vec3<f32>(4.0, m, dot(d, d));
-    }
-    return vec3<f32>(1.0, x[o], 0.0);
+    let v = x[o];
+    let m = unit_sum(v) / f32(UNIT);
+    let d = v - Unit(m);
+    return vec3<f32>(f32(UNIT), m, unit_sum(d * d));
 }
 
 @compute @workgroup_size(CHANNEL_WG)
@@ -61,7 +59,7 @@ fn main(
     for (var n = w.n_first; n < w.n_end; n += w.n_step) {
         let base = plane_base(n, w.channel);
         for (var j = w.j_first; j < w.j_end; j += w.j_step) {
-            acc = merge(acc, unit_moments(base + j * UNIT));
+            acc = merge(acc, unit_moments(base + j));
         }
     }
     scratch[lid] = acc;

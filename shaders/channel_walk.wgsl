@@ -3,18 +3,17 @@
 //
 // Workgroup number g (of CHANNEL_WG invocations) takes channel g / segments and, of it,
 // segment g % segments: a range of samples, and of each sample's plane of S floats a
-// range of positions. A plane is read in units of UNIT consecutive floats (4 when S is a
-// multiple of 4, else 1); 2^lane_shift lanes share a plane, each taking every
-// 2^lane_shift-th unit, and the workgroup's other lanes take the next samples. So no
-// index is divided per element: lavapipe divides integers one lane at a time, and that
-// division, not memory, bounded the general kernels' speed. The includer's Params starts
-// with the fields of ChannelWalk (src/ops/batch_norm.rs), in order:
+// range of positions. A plane is read in units (unit4.wgsl: vec4s, when S is a multiple
+// of 4; unit1.wgsl: floats), one load each; 2^lane_shift lanes share a plane, each taking
+// every 2^lane_shift-th unit, and the workgroup's other lanes take the next samples. So
+// no index is divided per element: lavapipe divides integers one lane at a time, and
+// that division, and then its loads of single floats, bounded the general kernels'
+// speed. The includer requires a unit prelude first, and its Params starts with the
+// fields of ChannelWalk (src/ops/batch_norm.rs), in order:
 //   channels, plane, plane_units, lane_shift, samples, seg_samples, pos_segs, seg_units,
 //   segments.
 
 const CHANNEL_WG: u32 = 256u;
-
-override UNIT: u32 = 4u;
 
 struct Walk {
     channel: u32,
@@ -45,7 +44,12 @@ fn channel_walk(g: u32, lid: u32) -> Walk {
     return w;
 }
 
-// Where sample n's plane of channel c begins.
+// Where sample n's plane of channel c begins, in units.
 fn plane_base(n: u32, c: u32) -> u32 {
-    return (n * p.channels + c) * p.plane;
+    return (n * p.channels + c) * p.plane_units;
+}
+
+// Whether each float of v is NaN, tested on its bits (compilers may fold v != v).
+fn unit_is_nan(v: Unit) -> UnitMask {
+    return (bitcast<UnitBits>(v) & UnitBits(0x7fffffffu)) > UnitBits(0x7f800000u);
 }

@@ -1,4 +1,5 @@
 // requires: workgroup_reduce.wgsl
+// requires: fused_act.wgsl
 // Direct convolution for groups with few input channels (depthwise, ResNeXt-style grouped
 // convolutions), dilation 1. Each invocation slides a window of CIG input planes ×
 // KH × KW along one row, so every input value is loaded once per row rather than once per
@@ -14,6 +15,10 @@
 // `chunk_cols` columns of one row), accumulating dy · window, then reduce the sums; one
 // workgroup per (output channel, segment of `seg_items` items), each segment a partial
 // sum the host adds up when there are several.
+//
+// With SCALE_SHIFT, `forward` ends each result in fused_act(v · scale + shift), a scale
+// and shift per destination channel read from in1 past the weights, at coef_offset: an
+// evaluation-mode batch norm and its activation folded into the convolution.
 //
 // Rows longer than the loop budget allows (src/gpu/loops.rs) are cut into `segments`
 // column ranges of `seg_cols` for the forward, one invocation each.
@@ -44,6 +49,7 @@ struct Params {
     // weight_grad: columns per item, and items per row.
     chunk_cols: u32,
     row_chunks: u32,
+    coef_offset: u32,
 }
 
 // forward: (src, weight, dst); weight_grad: (x, dy, dw).
@@ -58,6 +64,7 @@ override CIG: u32 = 1u; // source channels per group
 override COG: u32 = 1u; // destination channels per group
 override FLIP: bool = false;
 override UNIT_STRIDE: bool = true; // stride_w == 1
+override SCALE_SHIFT: bool = false;
 // Register budgets, checked by the host (src/ops/conv/direct.rs). Larger windows made
 // the driver spill the unrolled loops to memory (and compile for seconds).
 const WINDOW_MAX: u32 = 64u;  // CIG·KH·KW
@@ -143,6 +150,16 @@ fn forward(
             }
         }
     }
+    // The scale and shift of each destination channel (SCALE_SHIFT), loaded once.
+    var scale: array<f32, WEIGHTS_MAX>;
+    var shift: array<f32, WEIGHTS_MAX>;
+    if SCALE_SHIFT {
+        for (var o = 0u; o < COG; o++) {
+            let at = p.coef_offset + 2u * (b * COG + o);
+            scale[o] = in1[at];
+            shift[o] = in1[at + 1u];
+        }
+    }
     var win: array<f32, WINDOW_MAX>;
     let left = -i32(p.pad_w);
     load_window(&win, planes, top, left + i32(ow0 * p.stride_w));
@@ -153,6 +170,9 @@ fn forward(
             var acc = 0.0;
             for (var k = 0u; k < CIG * taps; k++) {
                 acc += win[k] * wt[o * CIG * taps + k];
+            }
+            if SCALE_SHIFT {
+                acc = fused_act(acc * scale[o] + shift[o]);
             }
             out[dst_row + o * dst_plane + ow] = acc;
         }

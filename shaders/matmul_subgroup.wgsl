@@ -1,3 +1,4 @@
+// variants: out1.wgsl out4.wgsl
 // Needs the SUBGROUP feature (naga gates subgroup built-ins by capability, not by an
 // `enable` directive).
 // C[z] = A[z] · B[z]ᵀ with A packed as [M, K4] and B as [N, K4] vec4 rows (K contiguous,
@@ -54,7 +55,7 @@ struct Params {
 
 @group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> b: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> c: array<f32>;
+@group(0) @binding(2) var<storage, read_write> c: array<Out>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
 
@@ -135,11 +136,9 @@ fn main(
         if HAS_BIAS {
             row_bias = bias[bias_base + min(row, p.m - 1u)];
         }
-        for (var j = 0u; j < 8u; j++) {
-            let col = col0 + j;
-            if row < p.m && col < p.n {
-                c[c_base + row * p.c_row_stride + col] = acc[2u * r + j / 4u][j % 4u] + row_bias;
-            }
+        if row < p.m && col0 < p.n {
+            let at = c_base + row * p.c_row_stride + col0;
+            store8(at, acc[2u * r] + row_bias, acc[2u * r + 1u] + row_bias, min(8u, p.n - col0));
         }
     }
 }

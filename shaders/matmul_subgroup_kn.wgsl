@@ -1,3 +1,5 @@
+// variants: out1.wgsl out4.wgsl
+// requires: fused_act.wgsl
 // Needs the SUBGROUP feature (naga gates subgroup built-ins by capability, not by an
 // `enable` directive).
 // C[z] = A[z] · B[z] with A packed as [M, K4] vec4 rows (K contiguous, zero-padded; see
@@ -52,11 +54,16 @@ struct Params {
 
 @group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> b: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> c: array<f32>;
+@group(0) @binding(2) var<storage, read_write> c: array<Out>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
 
 override HAS_BIAS: bool = false;
+// With SCALE_SHIFT the bias binding holds a scale and a shift per row, and each result
+// becomes fused_act(v · scale + shift): an evaluation-mode batch norm and its activation,
+// folded into the convolution before them.
+override SCALE_SHIFT: bool = false;
+override K_ALIGNED: bool = false;
 
 override WG_Y: u32 = 8u;
 
@@ -91,15 +98,23 @@ fn main(
     var acc: array<vec4<f32>, 16>;
     for (var kk = k_begin; kk < k_end; kk++) {
         // Columns of rows 4kk..4kk+3 of B; rows past K read as 0 (A's padding is 0
-        // too, but 0 · inf would be NaN).
+        // too, but 0 · inf would be NaN). With K_ALIGNED (K a multiple of 4: nearly
+        // every layer) there are none, and no row needs a check.
+        let r0 = 4u * kk;
         var lo: mat4x4<f32>;
         var hi: mat4x4<f32>;
-        for (var e = 0u; e < 4u; e++) {
-            let kr = 4u * kk + e;
-            let row = min(kr, p.k - 1u) * p.b_k_stride;
-            let inside = kr < p.k;
-            lo[e] = select(vec4<f32>(0.0), b[b_lo + row], inside);
-            hi[e] = select(vec4<f32>(0.0), b[b_hi + row], inside);
+        if K_ALIGNED {
+            let at = r0 * p.b_k_stride;
+            let s = p.b_k_stride;
+            lo = mat4x4<f32>(b[b_lo + at], b[b_lo + at + s], b[b_lo + at + 2u * s], b[b_lo + at + 3u * s]);
+            hi = mat4x4<f32>(b[b_hi + at], b[b_hi + at + s], b[b_hi + at + 2u * s], b[b_hi + at + 3u * s]);
+        } else {
+            for (var e = 0u; e < 4u; e++) {
+                let row = min(r0 + e, p.k - 1u) * p.b_k_stride;
+                let inside = r0 + e < p.k;
+                lo[e] = select(vec4<f32>(0.0), b[b_lo + row], inside);
+                hi[e] = select(vec4<f32>(0.0), b[b_hi + row], inside);
+            }
         }
         let mine = a[my_a_row + kk];
         // M * v gives Σ_e v[e] · M[e]: row r of A times 4 rows of B.
@@ -134,14 +149,22 @@ fn main(
     let bias_base = (z % p.bias_mod) * p.m;
     for (var r = 0u; r < 8u; r++) {
         let row = row0 + r;
-        var row_bias = 0.0;
+        let rr = min(row, p.m - 1u);
+        var scale = 1.0;
+        var shift = 0.0;
         if HAS_BIAS {
-            row_bias = bias[bias_base + min(row, p.m - 1u)];
+            shift = bias[bias_base + rr];
         }
-        for (var j = 0u; j < 8u; j++) {
-            if row < p.m && col0 + j < p.n {
-                c[c_base + row * p.c_row_stride + j] = acc[2u * r + j / 4u][j % 4u] + row_bias;
-            }
+        if SCALE_SHIFT {
+            scale = bias[2u * rr];
+            shift = bias[2u * rr + 1u];
+        }
+        if row < p.m && col0 < p.n {
+            let lo = acc[2u * r] * scale + shift;
+            let hi = acc[2u * r + 1u] * scale + shift;
+            let lo_act = vec4<f32>(fused_act(lo.x), fused_act(lo.y), fused_act(lo.z), fused_act(lo.w));
+            let hi_act = vec4<f32>(fused_act(hi.x), fused_act(hi.y), fused_act(hi.z), fused_act(hi.w));
+            store8(c_base + row * p.c_row_stride, lo_act, hi_act, min(8u, p.n - col0));
         }
     }
 }

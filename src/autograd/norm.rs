@@ -20,6 +20,9 @@ pub enum NormOp {
         bias: Option<usize>,
         save_mean: Tensor,
         save_invstd: Tensor,
+        /// The forward's scale and shift per channel (the fused activation's gradient
+        /// is read off them).
+        scale_shift: Tensor,
         act: BnAct,
     },
     /// Batch norm in evaluation mode (the running statistics are constants), then the
@@ -135,7 +138,7 @@ impl Tape {
             (momentum, eps),
             act,
         )?;
-        let (save_mean, save_invstd) = (r.save_mean, r.save_invstd);
+        let (save_mean, save_invstd, scale_shift) = (r.save_mean, r.save_invstd, r.scale_shift);
         let y = self.record(&inputs, r.y, |ids| {
             let (weight, bias) = affine_ids(ids, weight.is_some(), bias.is_some());
             Op::Norm(NormOp::BatchNorm {
@@ -144,6 +147,7 @@ impl Tape {
                 bias,
                 save_mean,
                 save_invstd,
+                scale_shift,
                 act,
             })
         })?;
@@ -291,6 +295,7 @@ impl Rule for NormOp {
                 bias,
                 save_mean,
                 save_invstd,
+                scale_shift,
                 act,
             } => (
                 batch_norm_act_backward(
@@ -298,7 +303,7 @@ impl Rule for NormOp {
                     value(*x),
                     weight_of(weight),
                     (save_mean, save_invstd),
-                    fused(act),
+                    (*act != BnAct::Identity).then_some((*act, scale_shift)),
                 )?,
                 x,
                 weight,

@@ -23,6 +23,19 @@ macro_rules! kernel {
             source: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $name)),
         }
     };
+    // One variant of a file that says `// variants: a.wgsl b.wgsl`: the file with
+    // prelude `$variant` required first (see `full_source`).
+    ($name:literal, $variant:literal) => {
+        $crate::gpu::Kernel {
+            name: concat!($name, " with ", $variant),
+            source: concat!(
+                "// requires: ",
+                $variant,
+                "\n",
+                include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $name))
+            ),
+        }
+    };
 }
 pub(crate) use kernel;
 
@@ -33,6 +46,14 @@ const PRELUDES: &[(&str, &str)] = &[
     (
         "workgroup_reduce.wgsl",
         include_str!("../../shaders/workgroup_reduce.wgsl"),
+    ),
+    ("out1.wgsl", include_str!("../../shaders/out1.wgsl")),
+    ("out4.wgsl", include_str!("../../shaders/out4.wgsl")),
+    ("unit1.wgsl", include_str!("../../shaders/unit1.wgsl")),
+    ("unit4.wgsl", include_str!("../../shaders/unit4.wgsl")),
+    (
+        "fused_act.wgsl",
+        include_str!("../../shaders/fused_act.wgsl"),
     ),
     (
         "channel_walk.wgsl",

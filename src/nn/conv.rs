@@ -1,10 +1,11 @@
 //! Convolution layers: [`Conv2d`] and [`ConvTranspose2d`], configured by
 //! [`Conv2dConfig`] and [`ConvTranspose2dConfig`] as PyTorch's constructor arguments.
 
-use super::{Ctx, Init, Module, Scope};
+use super::{BatchNorm2d, Ctx, Init, Module, Scope};
 use crate::autograd::Var;
 use crate::error::{Result, arg_err};
-use crate::ops::conv::{Conv2dParams, ConvTranspose2dParams};
+use crate::ops::conv::{Conv2dParams, ConvTranspose2dParams, conv2d_batch_norm_eval};
+use crate::ops::norm::{BnAct, FrozenBatchNorm};
 
 /// A 2-D convolution's settings besides its channels, as `nn.Conv2d`'s arguments, each a
 /// (height, width) pair. Built from the kernel size: `Conv2dConfig::new(3).stride(2)
@@ -192,6 +193,32 @@ impl Module for Conv2d {
         let w = ctx.param(&self.weight)?;
         let b = self.bias.as_deref().map(|b| ctx.param(b)).transpose()?;
         ctx.tape.conv2d(x, &w, b.as_ref(), &self.params)
+    }
+
+    fn forward_then_batch_norm(
+        &self,
+        ctx: &mut Ctx,
+        x: &Var,
+        bn: &BatchNorm2d,
+        act: BnAct,
+    ) -> Option<Result<Var>> {
+        if self.bias.is_some() {
+            return None;
+        }
+        let run = || -> Result<Var> {
+            let w = ctx.store().get(&self.weight)?;
+            let ([weight, bias, running_mean, running_var], eps) = bn.frozen(ctx)?;
+            let frozen = FrozenBatchNorm {
+                weight: Some(&weight),
+                bias: Some(&bias),
+                running_mean: &running_mean,
+                running_var: &running_var,
+                eps,
+            };
+            let y = conv2d_batch_norm_eval(x.value(), w, &self.params, frozen, act)?;
+            Ok(ctx.tape.constant(y))
+        };
+        Some(run())
     }
 }
 

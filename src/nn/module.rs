@@ -2,7 +2,7 @@
 
 use crate::autograd::Var;
 use crate::error::Result;
-use crate::nn::Ctx;
+use crate::nn::{BatchNorm2d, Ctx};
 use crate::ops::norm::BnAct;
 
 /// Something with a forward pass: a layer, a block, a whole model. Its tensors live in
@@ -29,6 +29,27 @@ pub trait Module {
     /// fuse it (batch norm); by default `None`, and the caller runs the two apart.
     fn forward_then(&self, ctx: &mut Ctx, x: &Var, act: BnAct) -> Option<Result<Var>> {
         let _ = (ctx, x, act);
+        None
+    }
+
+    /// This module as a batch norm, which a module before it may fold into its own pass
+    /// ([`Module::forward_then_batch_norm`]); by default `None`.
+    fn as_batch_norm(&self) -> Option<&BatchNorm2d> {
+        None
+    }
+
+    /// In evaluation on a tape that records nothing (inference): the output of this
+    /// module, then `bn` with its running statistics, then `act`, as one fused op, when
+    /// this module can fold them in (a convolution without a bias); by default `None`,
+    /// and the caller runs them apart.
+    fn forward_then_batch_norm(
+        &self,
+        ctx: &mut Ctx,
+        x: &Var,
+        bn: &BatchNorm2d,
+        act: BnAct,
+    ) -> Option<Result<Var>> {
+        let _ = (ctx, x, bn, act);
         None
     }
 }

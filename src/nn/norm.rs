@@ -4,6 +4,7 @@ use super::{Ctx, Init, Module, Scope};
 use crate::autograd::{RunningStats, Var};
 use crate::error::{Result, arg_err};
 use crate::ops::norm::BnAct;
+use crate::tensor::Tensor;
 
 /// Batch norm's settings, PyTorch's names and defaults (`eps` 1e-5, `momentum` 0.1).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -85,6 +86,26 @@ impl Module for BatchNorm2d {
 
     fn forward_then(&self, ctx: &mut Ctx, x: &Var, act: BnAct) -> Option<Result<Var>> {
         Some(self.forward_act(ctx, x, act))
+    }
+
+    fn as_batch_norm(&self) -> Option<&BatchNorm2d> {
+        Some(self)
+    }
+}
+
+impl BatchNorm2d {
+    /// The evaluation-mode tensors from the store, `(weight, bias, running_mean,
+    /// running_var)`, and eps: what a convolution before it folds in.
+    pub(crate) fn frozen(&self, ctx: &Ctx) -> Result<([Tensor; 4], f32)> {
+        let store = ctx.store();
+        let get = |name: &str| store.get(name).cloned();
+        let tensors = [
+            get(&self.weight)?,
+            get(&self.bias)?,
+            get(&self.running_mean)?,
+            get(&self.running_var)?,
+        ];
+        Ok((tensors, self.cfg.eps))
     }
 }
 

@@ -3,6 +3,7 @@
 use super::{Ctx, Module, Scope};
 use crate::autograd::Var;
 use crate::error::Result;
+use crate::ops::norm::BnAct;
 
 /// Modules applied one after another. Child `i` is built in scope `i`, and a child with
 /// no tensors (an activation, a pooling) takes an index all the same, as in PyTorch, so
@@ -85,13 +86,28 @@ impl Sequential {
 
 impl Module for Sequential {
     /// Each child in turn; a child followed by an activation it can fuse (batch norm
-    /// then ReLU or ReLU6) runs with it as one op.
+    /// then ReLU or ReLU6) runs with it as one op, and in inference a convolution
+    /// followed by a batch norm (and such an activation) as one op too.
     fn forward(&self, ctx: &mut Ctx, x: &Var) -> Result<Var> {
         let mut y = x.clone();
         let mut i = 0;
         while i < self.children.len() {
             let child = &self.children[i];
             let next = self.children.get(i + 1);
+            // Inference: a convolution takes the batch norm (and activation) after it.
+            let inference = !ctx.is_training() && !ctx.tape.is_recording();
+            if inference && let Some(bn) = next.and_then(|n| n.as_batch_norm()) {
+                let after = self
+                    .children
+                    .get(i + 2)
+                    .and_then(|n| n.fusable_activation());
+                let act = after.unwrap_or(BnAct::Identity);
+                if let Some(fused) = child.forward_then_batch_norm(ctx, &y, bn, act) {
+                    y = fused?;
+                    i += if after.is_some() { 3 } else { 2 };
+                    continue;
+                }
+            }
             if let Some(act) = next.and_then(|n| n.fusable_activation())
                 && let Some(fused) = child.forward_then(ctx, &y, act)
             {

@@ -15,12 +15,26 @@ use crate::gpu::{Device, Grid, Kernel, kernel};
 use crate::ops::segments::Segments;
 use crate::tensor::Tensor;
 
-const MOMENTS: Kernel = kernel!("batch_norm_moments.wgsl");
+/// The walking kernels, each in two variants: reading planes in single floats and in
+/// vec4s (`shaders/unit1.wgsl`, `shaders/unit4.wgsl`).
+const MOMENTS: [Kernel; 2] = [
+    kernel!("batch_norm_moments.wgsl", "unit1.wgsl"),
+    kernel!("batch_norm_moments.wgsl", "unit4.wgsl"),
+];
+const APPLY: [Kernel; 2] = [
+    kernel!("batch_norm_apply.wgsl", "unit1.wgsl"),
+    kernel!("batch_norm_apply.wgsl", "unit4.wgsl"),
+];
+const GRAD_SUMS: [Kernel; 2] = [
+    kernel!("batch_norm_grad_sums.wgsl", "unit1.wgsl"),
+    kernel!("batch_norm_grad_sums.wgsl", "unit4.wgsl"),
+];
+const GRAD_INPUT: [Kernel; 2] = [
+    kernel!("batch_norm_grad_input.wgsl", "unit1.wgsl"),
+    kernel!("batch_norm_grad_input.wgsl", "unit4.wgsl"),
+];
 const STATS: Kernel = kernel!("batch_norm_stats.wgsl");
-const APPLY: Kernel = kernel!("batch_norm_apply.wgsl");
-const GRAD_SUMS: Kernel = kernel!("batch_norm_grad_sums.wgsl");
 const GRAD_COEF: Kernel = kernel!("batch_norm_grad_coef.wgsl");
-const GRAD_INPUT: Kernel = kernel!("batch_norm_grad_input.wgsl");
 
 /// Invocations per workgroup of the channel walks (`CHANNEL_WG` in
 /// `shaders/channel_walk.wgsl`).
@@ -48,7 +62,7 @@ pub enum BnAct {
 
 impl BnAct {
     /// The `ACT` override of the kernels.
-    fn code(self) -> f64 {
+    pub(crate) fn code(self) -> f64 {
         match self {
             BnAct::Identity => 0.0,
             BnAct::Relu => 1.0,
@@ -150,8 +164,9 @@ impl ChannelWalk {
         .to_vec()
     }
 
-    fn overrides(&self, act: BnAct) -> [(&'static str, f64); 2] {
-        [("UNIT", self.unit as f64), ("ACT", act.code())]
+    /// The variant of a walking kernel for this walk's units.
+    fn kernel(&self, variants: &'static [Kernel; 2]) -> &'static Kernel {
+        &variants[usize::from(self.unit == 4)]
     }
 
     /// One workgroup per (channel, segment), each lane walking its share.
@@ -173,6 +188,7 @@ fn per_channel(c: usize, segments: usize) -> crate::gpu::Launch {
 /// What the training forward computes.
 pub(super) struct Forward {
     pub y: Tensor,
+    pub scale_shift: Tensor,
     pub save_mean: Tensor,
     pub save_invstd: Tensor,
     pub running_mean: Tensor,
@@ -192,9 +208,9 @@ pub(super) fn train(
     let walk = ChannelWalk::new(device, (n, c, s), max_merged_segments(device))?;
     let partial = x.uninit_like(&[c, walk.segments, 3])?;
     device.dispatch(
-        &MOMENTS,
+        walk.kernel(&MOMENTS),
         "main",
-        &walk.overrides(act)[..1],
+        &[],
         &[x.buffer(), partial.buffer()],
         &walk.words(),
         walk.launch(),
@@ -234,6 +250,7 @@ pub(super) fn train(
     let y = apply(x, &walk, &coef, act)?;
     Ok(Forward {
         y,
+        scale_shift: coef,
         save_mean,
         save_invstd,
         running_mean: new_mean,
@@ -245,21 +262,31 @@ pub(super) fn train(
 pub(super) fn eval(
     x: &Tensor,
     (n, c, s): (usize, usize, usize),
-    (weight, bias): (Option<&Tensor>, Option<&Tensor>),
-    (running_mean, running_var): (&Tensor, &Tensor),
+    affine: (Option<&Tensor>, Option<&Tensor>),
+    running: (&Tensor, &Tensor),
     eps: f32,
     act: BnAct,
 ) -> Result<Tensor> {
     if x.numel() == 0 {
         return x.uninit_like(x.shape());
     }
-    let device = x.device();
-    let walk = ChannelWalk::new(device, (n, c, s), usize::MAX)?;
-    let coef = x.uninit_like(&[c, 2])?;
+    let coef = eval_scale_shift(c, affine, running, eps)?;
+    scale_shift(x, (n, c, s), &coef, act)
+}
+
+/// The scale and shift per channel, `[c, 2]`, of an evaluation-mode batch norm: its
+/// running statistics and affine parameters folded together.
+pub(super) fn eval_scale_shift(
+    c: usize,
+    (weight, bias): (Option<&Tensor>, Option<&Tensor>),
+    (running_mean, running_var): (&Tensor, &Tensor),
+    eps: f32,
+) -> Result<Tensor> {
+    let coef = running_mean.uninit_like(&[c, 2])?;
     let flags = u32::from(weight.is_some()) | u32::from(bias.is_some()) << 1;
     // Only the scale and shift are written; any buffers fill the other slots.
     let any = &coef;
-    device.dispatch(
+    running_mean.device().dispatch(
         &STATS,
         "main",
         &[("EVAL", 1.0)],
@@ -278,16 +305,30 @@ pub(super) fn eval(
         &[c as u32, 0, flags, eps.to_bits(), 0, 0],
         per_channel(c, 0),
     )?;
-    apply(x, &walk, &coef, act)
+    Ok(coef)
+}
+
+/// `act(x · scale + shift)` per channel of `x` viewed as `[n, c, s]`, from `coef` `[c, 2]`.
+pub(super) fn scale_shift(
+    x: &Tensor,
+    (n, c, s): (usize, usize, usize),
+    coef: &Tensor,
+    act: BnAct,
+) -> Result<Tensor> {
+    if x.numel() == 0 {
+        return x.uninit_like(x.shape());
+    }
+    let walk = ChannelWalk::new(x.device(), (n, c, s), usize::MAX)?;
+    apply(x, &walk, coef, act)
 }
 
 /// `act(x · scale + shift)` per channel.
 fn apply(x: &Tensor, walk: &ChannelWalk, coef: &Tensor, act: BnAct) -> Result<Tensor> {
     let y = x.uninit_like(x.shape())?;
     x.device().dispatch(
-        &APPLY,
+        walk.kernel(&APPLY),
         "main",
-        &walk.overrides(act),
+        &[("ACT", act.code())],
         &[x.buffer(), coef.buffer(), y.buffer()],
         &walk.words(),
         walk.launch(),
@@ -304,8 +345,17 @@ pub(super) struct Saved<'a> {
     /// running statistics (evaluation: constants).
     pub batch_stats: bool,
     pub weight: Option<&'a Tensor>,
-    /// The fused activation and the forward's output (which its gradient is read off).
-    pub fused: Option<(BnAct, &'a Tensor)>,
+    /// The fused activation, and what its gradient is read off.
+    pub fused: Option<(BnAct, MaskFrom<'a>)>,
+}
+
+/// Where a fused activation passed its input: read off the forward's output, or
+/// recomputed from the input with the forward's scale and shift per channel (`[C, 2]`),
+/// which saves reading the output.
+#[derive(Clone, Copy)]
+pub(super) enum MaskFrom<'a> {
+    Output(&'a Tensor),
+    Input(&'a Tensor),
 }
 
 /// `(dx, dweight, dbias)` of `x` viewed as `[n, c, s]` from `grad_y`.
@@ -322,18 +372,30 @@ pub(super) fn backward(
     }
     let (mean, invstd) = (saved.mean, saved.invstd);
     let walk = ChannelWalk::new(device, (n, c, s), max_merged_segments(device))?;
-    let (act, y) = saved.fused.unwrap_or((BnAct::Identity, x));
+    // What the kernels do not read, any buffer fills: x for tensors of units, mean for
+    // per-channel ones.
+    let (act, y, scale_shift) = match saved.fused {
+        None => (BnAct::Identity, x, mean),
+        Some((act, MaskFrom::Output(y))) => (act, y, mean),
+        Some((act, MaskFrom::Input(scale_shift))) => (act, x, scale_shift),
+    };
+    let from_input = matches!(saved.fused, Some((_, MaskFrom::Input(_))));
+    let overrides = [
+        ("ACT", act.code()),
+        ("MASK_FROM_INPUT", f64::from(u8::from(from_input))),
+    ];
     let partial = x.uninit_like(&[c, walk.segments, 2])?;
     device.dispatch(
-        &GRAD_SUMS,
+        walk.kernel(&GRAD_SUMS),
         "main",
-        &walk.overrides(act),
+        &overrides,
         &[
             grad_y.buffer(),
             x.buffer(),
             y.buffer(),
             mean.buffer(),
             invstd.buffer(),
+            scale_shift.buffer(),
             partial.buffer(),
         ],
         &walk.words(),
@@ -364,14 +426,15 @@ pub(super) fn backward(
     )?;
     let dx = x.uninit_like(x.shape())?;
     device.dispatch(
-        &GRAD_INPUT,
+        walk.kernel(&GRAD_INPUT),
         "main",
-        &walk.overrides(act),
+        &overrides,
         &[
             grad_y.buffer(),
             x.buffer(),
             y.buffer(),
             coef.buffer(),
+            scale_shift.buffer(),
             dx.buffer(),
         ],
         &walk.words(),

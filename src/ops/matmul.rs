@@ -10,6 +10,7 @@
 
 use std::ops::Range;
 
+use super::batch_norm::BnAct;
 use super::matmul_windows;
 use super::reduce::{Reduction, reduce_with};
 use super::segments::{Segments, items_within};
@@ -20,8 +21,17 @@ use crate::tensor::Tensor;
 
 const PACK: Kernel = kernel!("matmul_pack.wgsl");
 const MATMUL: Kernel = kernel!("matmul.wgsl");
-const MATMUL_SUBGROUP: Kernel = kernel!("matmul_subgroup.wgsl");
-const MATMUL_SUBGROUP_KN: Kernel = kernel!("matmul_subgroup_kn.wgsl");
+/// The subgroup kernel, storing as [`MATMUL_SUBGROUP_KN`] does.
+const MATMUL_SUBGROUP: [Kernel; 2] = [
+    kernel!("matmul_subgroup.wgsl", "out1.wgsl"),
+    kernel!("matmul_subgroup.wgsl", "out4.wgsl"),
+];
+/// The K-major kernel storing floats one by one, or vec4s (`shaders/out1.wgsl`,
+/// `shaders/out4.wgsl`) where every row of 8 results is whole and 16-byte aligned.
+const MATMUL_SUBGROUP_KN: [Kernel; 2] = [
+    kernel!("matmul_subgroup_kn.wgsl", "out1.wgsl"),
+    kernel!("matmul_subgroup_kn.wgsl", "out4.wgsl"),
+];
 const MATMUL_TILED: Kernel = kernel!("matmul_tiled.wgsl");
 const PLACE: Kernel = kernel!("matmul_place.wgsl");
 /// Most subgroups (y) per workgroup of the register kernels: the `WG_Y` override. A
@@ -77,15 +87,23 @@ impl MatmulKernel {
     }
 
     /// Shader, override constants, and the rows × columns of C one workgroup computes, for
-    /// a product with `m` rows.
-    fn launch(self, m: usize) -> (&'static Kernel, [(&'static str, f64); 1], usize, usize) {
+    /// a product with `m` rows; the subgroup kernel in its vec4-storing variant when
+    /// `vec4_rows`.
+    fn launch(
+        self,
+        m: usize,
+        vec4_rows: bool,
+    ) -> (&'static Kernel, [(&'static str, f64); 1], usize, usize) {
         // The register kernels give each subgroup 8 rows; the workgroup height is chosen
         // so the fewest rows are computed only to be thrown away.
         let wg_y = subgroups_for_rows(m);
         let rows = 8 * wg_y;
         match self {
             MatmulKernel::Tiled => (&MATMUL_TILED, [("K4_TILE", K4_TILE as f64)], 64, 64),
-            MatmulKernel::Subgroup8 => (&MATMUL_SUBGROUP, [("WG_Y", wg_y as f64)], rows, 64),
+            MatmulKernel::Subgroup8 => {
+                let kernel = &MATMUL_SUBGROUP[usize::from(vec4_rows)];
+                (kernel, [("WG_Y", wg_y as f64)], rows, 64)
+            }
             MatmulKernel::Portable | MatmulKernel::Auto => {
                 (&MATMUL, [("WG_Y", wg_y as f64)], rows, 64)
             }
@@ -129,12 +147,16 @@ struct KPlanes {
     stride4: usize,
 }
 
-/// How a K-major B operand lies (see [`k_major`]).
-#[derive(Clone, Copy, Debug)]
+/// How a K-major B operand lies (see [`k_major`]), and what the K-major kernel does to
+/// each result before it stores it.
+#[derive(Clone, Debug)]
 struct KMajor {
     /// Vec4s between rows of K.
     k_stride4: usize,
     planes: ColumnPlanes,
+    /// `act(v · t[2r] + t[2r + 1])` for row r: an evaluation-mode batch norm (its scale
+    /// and shift per channel) and its activation, fused into the product.
+    scale_shift: Option<(Tensor, BnAct)>,
 }
 
 /// The columns of a product grouped in planes: `len` columns each (a multiple of 8), the
@@ -185,8 +207,26 @@ pub(crate) fn k_major(t: &Tensor, v: MatrixView, planes: Option<ColumnPlanes>) -
                 b_stride: 0,
                 c_stride: 0,
             }),
+            scale_shift: None,
         }),
     })
+}
+
+impl Packed {
+    /// This K-major operand, with the product's rows ending in `act(v · scale + shift)`
+    /// (`coef` `[m, 2]`: scale and shift per row, as `batch_norm_stats.wgsl` writes them).
+    /// Only for products in one pass without a bias; an `Err` otherwise, from [`gemm`].
+    pub(crate) fn with_scale_shift(mut self, coef: &Tensor, act: BnAct) -> Result<Packed> {
+        match &mut self.k_major {
+            Some(kn) => kn.scale_shift = Some((coef.clone(), act)),
+            None => {
+                return Err(Error::Internal(
+                    "matmul: only a K-major operand carries a scale and shift".into(),
+                ));
+            }
+        }
+        Ok(self)
+    }
 }
 
 /// An operand of `rows` rows whose K runs over `planes` planes of `len` floats each:
@@ -356,9 +396,22 @@ pub(crate) fn gemm(
         ))
     })?;
     let slices = Segments::split(k4, k4_slice);
-    if slices.count > 1 && b.k_major.is_some_and(|kn| kn.planes.b_stride != 0) {
+    let needs_one_pass = b
+        .k_major
+        .as_ref()
+        .is_some_and(|kn| kn.planes.b_stride != 0 || kn.scale_shift.is_some());
+    if b.k_major
+        .as_ref()
+        .is_some_and(|kn| kn.scale_shift.is_some())
+        && bias.is_some()
+    {
         return Err(Error::Internal(
-            "matmul: columns over several planes need K in one pass".into(),
+            "matmul: a scale and shift replace the bias; not both".into(),
+        ));
+    }
+    if slices.count > 1 && needs_one_pass {
+        return Err(Error::Internal(
+            "matmul: columns over several planes, or a scale and shift, need K in one pass".into(),
         ));
     }
     let every_layer = 0..batches * slices.count;
@@ -455,25 +508,45 @@ fn gemm_launch(
 ) -> Result<()> {
     let device = c.tensor.device();
     let k4 = k.div_ceil(4);
-    let (kernel, [tile_override], tile_rows, tile_cols) = which.launch(m);
-    let kernel = if b.k_major.is_some() {
-        &MATMUL_SUBGROUP_KN
-    } else {
-        kernel
+    // vec4 stores: every row of 8 columns whole (N, and the planes of columns, multiples
+    // of 8) and starting on a vec4 (every offset and stride of C a multiple of 4).
+    let aligned = |x: usize| x.is_multiple_of(4);
+    let planes_ok = b
+        .k_major
+        .as_ref()
+        .is_none_or(|kn| kn.planes.len.is_multiple_of(8) && aligned(kn.planes.c_stride));
+    let vec4_rows = n.is_multiple_of(8)
+        && planes_ok
+        && [c.offset, c.matrix_stride, c.row_stride, slice_stride]
+            .into_iter()
+            .all(aligned);
+    let (kernel, [tile_override], tile_rows, tile_cols) = which.launch(m, vec4_rows);
+    let kernel = match b.k_major {
+        Some(_) => &MATMUL_SUBGROUP_KN[usize::from(vec4_rows)],
+        None => kernel,
     };
-    let overrides = [
+    let mut overrides = vec![
         tile_override,
         ("HAS_BIAS", f64::from(u8::from(bias.is_some()))),
     ];
-    // Without a bias any buffer fills the binding; the kernel never reads it.
-    let (bias_buffer, bias_mod) = match bias {
-        Some((t, modulus)) => (t.buffer(), modulus),
-        None => (a.tensor.buffer(), 1),
+    let scale_shift = b.k_major.as_ref().and_then(|kn| kn.scale_shift.as_ref());
+    if b.k_major.is_some() {
+        let act = scale_shift.map_or(BnAct::Identity, |(_, act)| *act);
+        overrides.push(("SCALE_SHIFT", f64::from(u8::from(scale_shift.is_some()))));
+        overrides.push(("ACT", act.code()));
+        overrides.push(("K_ALIGNED", f64::from(u8::from(k.is_multiple_of(4)))));
+    }
+    // Without a bias any buffer fills the binding; the kernel never reads it. The scale
+    // and shift take the bias's binding.
+    let (bias_buffer, bias_mod) = match (bias, scale_shift) {
+        (_, Some((coef, _))) => (coef.buffer(), 1),
+        (Some((t, modulus)), None) => (t.buffer(), modulus),
+        (None, None) => (a.tensor.buffer(), 1),
     };
     let (fixed, per_k4) = which.loop_cost(b);
     // The last words: the K-major kernel's layout, or the planes of K of the others (the
     // kernels without planes do not read them).
-    let tail: Vec<usize> = match b.k_major {
+    let tail: Vec<usize> = match &b.k_major {
         Some(kn) => vec![
             k,
             kn.k_stride4,

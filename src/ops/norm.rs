@@ -48,6 +48,10 @@ pub struct BatchNormTrain {
     /// The new running variance: `(1 - momentum) · old + momentum · unbiased batch
     /// variance` (`n / (n - 1)` times the biased one, as PyTorch), `[C]`.
     pub running_var: Tensor,
+    /// The scale and shift per channel the output was computed with, `[C, 2]`:
+    /// `invstd · weight` and `bias - mean · invstd · weight`. [`batch_norm_act_backward`]
+    /// recomputes the fused activation's input from them.
+    pub scale_shift: Tensor,
 }
 
 /// Where each element finds its statistic and its affine parameter: at
@@ -390,6 +394,7 @@ pub fn batch_norm_act_train(
     )?;
     Ok(BatchNormTrain {
         y: out.y,
+        scale_shift: out.scale_shift,
         save_mean: out.save_mean,
         save_invstd: out.save_invstd,
         running_mean: out.running_mean,
@@ -437,6 +442,46 @@ pub fn batch_norm_act_eval(
     )
 }
 
+/// A batch norm in evaluation mode, as [`batch_norm_eval`] takes it: the affine
+/// parameters (`[C]`, identity when `None`), the running statistics and eps.
+#[derive(Clone, Copy, Debug)]
+pub struct FrozenBatchNorm<'a> {
+    /// The scale, `[C]`.
+    pub weight: Option<&'a Tensor>,
+    /// The shift, `[C]`.
+    pub bias: Option<&'a Tensor>,
+    /// The running mean, `[C]`.
+    pub running_mean: &'a Tensor,
+    /// The running variance, `[C]`.
+    pub running_var: &'a Tensor,
+    /// Added to the variance.
+    pub eps: f32,
+}
+
+impl FrozenBatchNorm<'_> {
+    /// Its scale and shift per channel, `[c, 2]`, its tensors checked to be `[c]` and on
+    /// `x`'s device (`x` the tensor it will apply to, or its convolution's input).
+    pub(super) fn scale_shift(&self, op: &str, x: &Tensor, c: usize) -> Result<Tensor> {
+        check_optional(op, "batch norm weight", x, self.weight, &[c])?;
+        check_optional(op, "batch norm bias", x, self.bias, &[c])?;
+        check_param(op, "running_mean", x, self.running_mean, &[c])?;
+        check_param(op, "running_var", x, self.running_var, &[c])?;
+        check_finite(op, "eps", self.eps)?;
+        batch_norm::eval_scale_shift(
+            c,
+            (self.weight, self.bias),
+            (self.running_mean, self.running_var),
+            self.eps,
+        )
+    }
+}
+
+/// `act(x · scale + shift)` per channel of an `[N, C, ...]` input, `coef` `[C, 2]`.
+pub(super) fn scale_shift(x: &Tensor, coef: &Tensor, act: BnAct) -> Result<Tensor> {
+    let (n, c, s) = split_channels("batch_norm_eval", x)?;
+    batch_norm::scale_shift(x, (n, c, s), coef, act)
+}
+
 /// Gradients of [`batch_norm_eval`] from `grad_y`: the running statistics are constants,
 /// so with `invstd = 1 / sqrt(running_var + eps)`, `dx = dy · weight · invstd` per channel,
 /// `dweight = Σ dy · xhat` and `dbias = Σ dy` (xhat from the running statistics). This is
@@ -473,7 +518,7 @@ pub fn batch_norm_act_eval_backward(
         invstd: &invstd,
         batch_stats: false,
         weight,
-        fused,
+        fused: fused.map(|(act, y)| (act, batch_norm::MaskFrom::Output(y))),
     };
     batch_norm::backward(grad_y, x, (n, c, s), saved)
 }
@@ -498,7 +543,8 @@ pub fn batch_norm_backward(
 }
 
 /// Gradients of [`batch_norm_act_train`]: as [`batch_norm_backward`], through the fused
-/// activation when `fused` gives it and the forward's output `y`.
+/// activation when `fused` gives it and the forward's [`BatchNormTrain::scale_shift`]
+/// (from which the activation's input is recomputed: cheaper than reading the output).
 pub fn batch_norm_act_backward(
     grad_y: &Tensor,
     x: &Tensor,
@@ -512,13 +558,15 @@ pub fn batch_norm_act_backward(
     check_optional(op, "weight", x, weight, &[c])?;
     check_param(op, "save_mean", x, save_mean, &[c])?;
     check_param(op, "save_invstd", x, save_invstd, &[c])?;
-    check_fused(op, x, fused)?;
+    if let Some((_, scale_shift)) = fused {
+        check_param(op, "scale_shift", x, scale_shift, &[c, 2])?;
+    }
     let saved = batch_norm::Saved {
         mean: save_mean,
         invstd: save_invstd,
         batch_stats: true,
         weight,
-        fused,
+        fused: fused.map(|(act, t)| (act, batch_norm::MaskFrom::Input(t))),
     };
     batch_norm::backward(grad_y, x, (n, c, s), saved)
 }

@@ -13,11 +13,13 @@
 use super::Geometry;
 use crate::error::Result;
 use crate::gpu::{Grid, Kernel, kernel};
+use crate::ops::norm::BnAct;
 use crate::ops::reduce::{Reduction, reduce_with};
 use crate::ops::segments::{Segments, items_within};
 use crate::tensor::Tensor;
 
 const DIRECT: Kernel = kernel!("conv_direct.wgsl");
+const ZERO_INSERT: Kernel = kernel!("conv_zero_insert.wgsl");
 /// Register budgets of the WGSL (`WINDOW_MAX`, `WEIGHTS_MAX`): one group's input window
 /// and its weights.
 const WINDOW_MAX: usize = 64;
@@ -32,7 +34,8 @@ const WG: u64 = 64;
 fn loop_cost(g: &Geometry, cig: usize, cog: usize) -> (u64, u64) {
     let window = (cig * g.kh * g.kw) as u64;
     let weights = cog as u64 * window;
-    let fixed = weights + cog as u64 + window + 16;
+    // Plus COG for the scale and shift of a forward with SCALE_SHIFT.
+    let fixed = weights + 2 * cog as u64 + window + 16;
     let per_column = 2 + weights + cog as u64 + window + (cig * g.kh) as u64;
     (fixed, per_column)
 }
@@ -141,6 +144,7 @@ impl Launch {
             segments.len,
             chunk.0,
             chunk.1,
+            0, // coef_offset: set by forward_scale_shift
         ]
         .iter()
         .map(|&v| v as u32)
@@ -148,10 +152,10 @@ impl Launch {
     }
 }
 
-fn overrides(g: &Geometry, cig: usize, cog: usize, flip: bool) -> [(&'static str, f64); 6] {
+fn overrides(g: &Geometry, cig: usize, cog: usize, flip: bool) -> Vec<(&'static str, f64)> {
     // The input gradient always runs at stride 1.
     let unit_stride = flip || g.p.stride.1 == 1;
-    [
+    vec![
         ("KH", g.kh as f64),
         ("KW", g.kw as f64),
         ("CIG", cig as f64),
@@ -168,7 +172,7 @@ fn slide_rows(
     (src, weight, dst): (&Tensor, &Tensor, &Tensor),
     (src_dims, dst_dims): ([usize; 3], [usize; 3]),
     (stride, pad): ((usize, usize), (usize, usize)),
-    flip: bool,
+    (flip, scale_shift): (bool, Option<(usize, BnAct)>),
 ) -> Result<()> {
     let (cig, dst_per_group) = if flip {
         (g.cout_g(), g.cin_g())
@@ -191,12 +195,18 @@ fn slide_rows(
         segments,
         chunk: (0, 0),
     };
+    let mut overrides = overrides(g, cig, cog, flip);
+    let mut words = launch.words(g);
+    if let Some((coef_offset, act)) = scale_shift {
+        overrides.extend([("SCALE_SHIFT", 1.0), ("ACT", act.code())]);
+        *words.last_mut().expect("coef_offset") = coef_offset as u32;
+    }
     src.device().dispatch(
         &DIRECT,
         "forward",
-        &overrides(g, cig, cog, flip),
+        &overrides,
         &[src.buffer(), weight.buffer(), dst.buffer()],
-        &launch.words(g),
+        &words,
         Grid::for_items(launch.total as u64, WG).trips(fixed + segments.len as u64 * per_column),
     )
 }
@@ -209,7 +219,26 @@ pub(super) fn forward(g: &Geometry, x: &Tensor, w: &Tensor) -> Result<Tensor> {
         (x, w, &y),
         ([g.c_in, g.h, g.w], [g.c_out, g.ho, g.wo]),
         (g.p.stride, g.p.padding),
-        false,
+        (false, None),
+    )?;
+    Ok(y)
+}
+
+/// The forward ending in `act(v · scale + shift)` per output channel: `w_coef` holds the
+/// weights, then from `coef_offset` a scale and shift per output channel.
+pub(super) fn forward_scale_shift(
+    g: &Geometry,
+    x: &Tensor,
+    (w_coef, coef_offset): (&Tensor, usize),
+    act: BnAct,
+) -> Result<Tensor> {
+    let y = x.uninit_like(&g.output_shape())?;
+    slide_rows(
+        g,
+        (x, w_coef, &y),
+        ([g.c_in, g.h, g.w], [g.c_out, g.ho, g.wo]),
+        (g.p.stride, g.p.padding),
+        (false, Some((coef_offset, act))),
     )?;
     Ok(y)
 }
@@ -224,7 +253,49 @@ pub(super) fn input_grad(g: &Geometry, dy: &Tensor, w: &Tensor) -> Result<Tensor
         (dy, w, &dx),
         ([g.c_out, g.ho, g.wo], [g.c_in, g.h, g.w]),
         ((1, 1), pad),
-        true,
+        (true, None),
+    )?;
+    Ok(dx)
+}
+
+/// Whether they take the input gradient of a strided convolution (as [`input_grad`] on
+/// its output gradient spread out to stride 1: see [`strided_input_grad`]).
+pub(super) fn supports_strided_input_grad(g: &Geometry, budget: u64) -> bool {
+    let unit = Geometry {
+        p: super::Conv2dParams {
+            stride: (1, 1),
+            ..g.p
+        },
+        ..*g
+    };
+    g.p.stride != (1, 1) && supports_input_grad(&unit, budget)
+}
+
+/// The input gradient of a strided convolution: `dy` spread out to stride 1 (zeros
+/// between its pixels), then [`input_grad`]'s stride-1 correlation with the flipped
+/// kernel. Input rows and columns past the last window read past the spread `dy`, which
+/// the kernel takes as zeros, as it does the padding.
+pub(super) fn strided_input_grad(g: &Geometry, dy: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let (sh, sw) = g.p.stride;
+    let (hu, wu) = ((g.ho - 1) * sh + 1, (g.wo - 1) * sw + 1);
+    let up = Tensor::zeros(dy.device(), &[g.n, g.c_out, hu, wu])?;
+    let total = dy.numel();
+    dy.device().dispatch(
+        &ZERO_INSERT,
+        "main",
+        &[],
+        &[dy.buffer(), up.buffer()],
+        &[total, g.ho, g.wo, hu, wu, sh, sw].map(|v| v as u32),
+        Grid::for_items(total as u64, 256).trips(0),
+    )?;
+    let dx = dy.uninit_like(&g.input_shape())?;
+    let pad = (g.kh - 1 - g.p.padding.0, g.kw - 1 - g.p.padding.1);
+    slide_rows(
+        g,
+        (&up, w, &dx),
+        ([g.c_out, hu, wu], [g.c_in, g.h, g.w]),
+        ((1, 1), pad),
+        (true, None),
     )?;
     Ok(dx)
 }

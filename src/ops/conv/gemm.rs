@@ -19,6 +19,7 @@ use crate::ops::matmul::{
     ColumnPlanes, MatmulKernel, MatrixView, Output, Packed, gemm, k_major, k_major_fits_one_pass,
     k_planes, pack, place,
 };
+use crate::ops::norm::BnAct;
 use crate::ops::reduce::{Reduction, reduce_with};
 use crate::ops::segments::{Segments, items_within};
 use crate::tensor::Tensor;
@@ -54,7 +55,7 @@ fn pointwise_over_planes(
     out: &Tensor,
     (m, k, hw): (usize, usize, usize),
     chunk: &Chunk,
-    bias: Option<&Tensor>,
+    (bias, scale_shift): (Option<&Tensor>, Option<(&Tensor, BnAct)>),
 ) -> Result<bool> {
     if chunk.len() != hw || !k_major_fits_one_pass(src.device(), k) {
         return Ok(false);
@@ -74,9 +75,12 @@ fn pointwise_over_planes(
         b_stride: k * hw,
         c_stride: m * hw,
     };
-    let Some(b) = k_major(src, view, Some(planes)) else {
+    let Some(mut b) = k_major(src, view, Some(planes)) else {
         return Ok(false);
     };
+    if let Some((coef, act)) = scale_shift {
+        b = b.with_scale_shift(coef, act)?;
+    }
     let c = Output {
         tensor: out,
         offset: chunk.n0 * m * hw,
@@ -377,6 +381,53 @@ fn implicit_forward(
     Ok(y)
 }
 
+/// The forward of a pointwise convolution without a bias, ending in `act(v · scale +
+/// shift)` per output channel (`coef` `[c_out, 2]`): when every chunk can run as one
+/// product over whole planes (see [`pointwise_over_planes`]); `None` otherwise, and
+/// nothing ran.
+pub(super) fn forward_scale_shift(
+    g: &Geometry,
+    x: &Tensor,
+    w: &Tensor,
+    (coef, act): (&Tensor, BnAct),
+) -> Result<Option<Tensor>> {
+    let hw = g.h * g.w;
+    let device = x.device();
+    let chunks = chunks(g, device, 0, 0);
+    let eligible = is_pointwise(g)
+        && g.p.groups == 1
+        && hw.is_multiple_of(8)
+        && device.summary().subgroup_sizes == Some((8, 8))
+        && k_major_fits_one_pass(device, g.c_in)
+        && chunks.iter().all(|chunk| chunk.len() == hw);
+    if !eligible {
+        return Ok(None);
+    }
+    let weights = pack(
+        w,
+        MatrixView {
+            offset: 0,
+            batch_stride: g.c_out * g.c_in,
+            batch_mod: 1,
+            rows: g.c_out,
+            k: g.c_in,
+            row_stride: g.c_in,
+            col_stride: 1,
+        },
+    )?;
+    let y = x.uninit_like(&g.output_shape())?;
+    for chunk in &chunks {
+        let dims = (g.c_out, g.c_in, hw);
+        let epilogue = (None, Some((coef, act)));
+        if !pointwise_over_planes(&weights, x, &y, dims, chunk, epilogue)? {
+            return Err(Error::Internal(
+                "conv2d: a pointwise chunk could not run over whole planes".into(),
+            ));
+        }
+    }
+    Ok(Some(y))
+}
+
 /// Forward: `y[n, g] = W[g] · col[n, g]ᵀ`, one matmul per (sample, group), all in one launch
 /// per chunk. The bias (`[c_out]`), when given, is added in the product's epilogue.
 pub(super) fn forward(
@@ -406,7 +457,10 @@ pub(super) fn forward(
     let pointwise = is_pointwise(g);
     for chunk in chunks(g, x.device(), if pointwise { 0 } else { groups * k4 }, 0) {
         let dims = (g.c_out, g.c_in, g.h * g.w);
-        if pointwise && groups == 1 && pointwise_over_planes(&weights, x, &y, dims, &chunk, bias)? {
+        if pointwise
+            && groups == 1
+            && pointwise_over_planes(&weights, x, &y, dims, &chunk, (bias, None))?
+        {
             continue;
         }
         let matrices = chunk.matrices(g);
@@ -472,7 +526,7 @@ pub(super) fn input_grad(g: &Geometry, dy: &Tensor, w: &Tensor) -> Result<Tensor
         let dims = (g.c_in, g.c_out, hwo);
         if pointwise
             && groups == 1
-            && pointwise_over_planes(&weights_t, dy, &dx, dims, &chunk, None)?
+            && pointwise_over_planes(&weights_t, dy, &dx, dims, &chunk, (None, None))?
         {
             continue;
         }

@@ -30,6 +30,8 @@ mod gemm;
 pub use cases::ConvCase;
 
 use crate::error::{Result, arg_err, shape_err};
+use crate::ops::channels::concat;
+use crate::ops::norm::{BnAct, FrozenBatchNorm, scale_shift};
 use crate::tensor::Tensor;
 
 /// Stride, padding, dilation and groups of a convolution, each (height, width).
@@ -369,6 +371,8 @@ fn input_grad(g: &Geometry, dy: &Tensor, w: &Tensor) -> Result<Tensor> {
     let budget = dy.device().loop_budget();
     if direct::supports_input_grad(g, budget) {
         direct::input_grad(g, dy, w)
+    } else if direct::supports_strided_input_grad(g, budget) {
+        direct::strided_input_grad(g, dy, w)
     } else if g.is_depthwise() && depthwise::fits_input_grad(g, budget) {
         depthwise::input_grad(g, dy, w)
     } else if let Some(flipped) = flipped_geometry(g) {
@@ -452,6 +456,36 @@ pub fn conv2d(
     let g = conv_geometry("conv2d", x.shape(), weight.shape(), p)?;
     check_bias("conv2d", x, bias, g.c_out)?;
     forward(&g, x, weight, bias)
+}
+
+/// [`conv2d`] without a bias, then an evaluation-mode batch norm and `act`: for
+/// inference, nothing saved for a backward pass. Where the convolution's path allows
+/// (pointwise convolutions over whole planes, depthwise ones on the direct kernels, on
+/// adapters with 8-wide subgroups) the batch norm and the activation are the last step
+/// of the convolution itself, saving a pass over its output; elsewhere they run after it.
+/// The same numbers either way, up to float rounding.
+pub fn conv2d_batch_norm_eval(
+    x: &Tensor,
+    weight: &Tensor,
+    p: &Conv2dParams,
+    bn: FrozenBatchNorm,
+    act: BnAct,
+) -> Result<Tensor> {
+    let op = "conv2d_batch_norm_eval";
+    x.check_same_device(weight, op)?;
+    let g = conv_geometry(op, x.shape(), weight.shape(), p)?;
+    let coef = bn.scale_shift(op, x, g.c_out)?;
+    let budget = x.device().loop_budget();
+    if direct::supports(&g, budget) {
+        // The direct kernel reads the scale and shift past the weights.
+        let flat = |t: &Tensor| t.reshape(&[1, t.numel()]);
+        let w_coef = concat(&[&flat(weight)?, &flat(&coef)?], 1)?;
+        return direct::forward_scale_shift(&g, x, (&w_coef, weight.numel()), act);
+    }
+    if let Some(y) = gemm::forward_scale_shift(&g, x, weight, (&coef, act))? {
+        return Ok(y);
+    }
+    scale_shift(&forward(&g, x, weight, None)?, &coef, act)
 }
 
 /// Gradient of [`conv2d`] with respect to its input, given the output gradient.
