@@ -453,3 +453,49 @@ fn inference_with_folded_batch_norms_matches_the_recorded_forward() {
         }
     }
 }
+
+/// A training step of MobileNetV2's CIFAR variant (forward with the fused batch norms,
+/// cross-entropy, backward, SGD with momentum), then an inference forward with the folded
+/// ones: once the optimizer's state exists, every buffer comes from the pool.
+#[test]
+fn training_steps_allocate_nothing_once_warm() {
+    use liandan::Device;
+    use liandan::optim::{Optimizer, Sgd, SgdConfig};
+    // Its own device: other tests allocate on the shared one concurrently.
+    let d = Device::new().unwrap();
+    let options = ZooOptions {
+        cifar: true,
+        ..ZooOptions::new(10)
+    };
+    let entry = zoo::find("mobilenet_v2").unwrap();
+    let (model, mut store) = nn::build(&d, 21, |s| entry.build(s, &options)).unwrap();
+    let x = Tensor::randn(&d, &[4, 3, 32, 32], 22).unwrap();
+    let mut sgd = Sgd::new(SgdConfig {
+        momentum: 0.9,
+        ..SgdConfig::default()
+    })
+    .unwrap();
+    let mut round = |store: &mut ParamStore| {
+        let tape = Tape::new();
+        let input = tape.input(x.clone());
+        let mut ctx = Ctx::train(&tape, store, 23);
+        let logits = model.forward(&mut ctx, &input).unwrap();
+        let loss = tape.cross_entropy(&logits, &[1, 2, 3, 4], 0.1).unwrap();
+        let grads = tape.backward(&loss).unwrap().by_name().unwrap();
+        sgd.step(store, &grads, 0.01).unwrap();
+        eval_logits(model.as_ref(), store, &x);
+    };
+    // The first step creates the momentum buffers; the second's update needs one more of
+    // each size while the old ones are alive. From then on, nothing new.
+    round(&mut store);
+    round(&mut store);
+    let warm = d.pool_stats();
+    for _ in 0..2 {
+        round(&mut store);
+    }
+    let after = d.pool_stats();
+    assert_eq!(
+        after.allocations, warm.allocations,
+        "training steps allocated: {warm:?} -> {after:?}"
+    );
+}

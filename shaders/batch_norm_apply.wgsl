@@ -5,18 +5,6 @@
 // ACT fuses the activation that follows batch norm in most networks, saving a pass over
 // the tensor each way: 0 none, 1 ReLU, 2 ReLU6; NaN stays NaN, as in PyTorch.
 
-struct Params {
-    channels: u32,
-    plane: u32,
-    plane_units: u32,
-    lane_shift: u32,
-    samples: u32,
-    seg_samples: u32,
-    pos_segs: u32,
-    seg_units: u32,
-    segments: u32,
-}
-
 @group(0) @binding(0) var<storage, read> x: array<Unit>;
 @group(0) @binding(1) var<storage, read> coef: array<f32>; // [channels, 2]: scale, shift
 @group(0) @binding(2) var<storage, read_write> y: array<Unit>;

@@ -1,20 +1,9 @@
 // variants: unit1.wgsl unit4.wgsl
 // requires: channel_walk.wgsl
+// requires: batch_norm_act_grad.wgsl
 // Batch norm's backward, last pass: dx = a · g + b · (x - mean) + c per channel, with the
 // coefficients of batch_norm_grad_coef.wgsl and g the gradient at batch norm's output
 // (dy through the fused activation ACT, read off z or y as in batch_norm_grad_sums.wgsl).
-
-struct Params {
-    channels: u32,
-    plane: u32,
-    plane_units: u32,
-    lane_shift: u32,
-    samples: u32,
-    seg_samples: u32,
-    pos_segs: u32,
-    seg_units: u32,
-    segments: u32,
-}
 
 @group(0) @binding(0) var<storage, read> dy: array<Unit>;
 @group(0) @binding(1) var<storage, read> x: array<Unit>;
@@ -25,29 +14,6 @@ struct Params {
 @group(0) @binding(4) var<storage, read> scale_shift: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dx: array<Unit>;
 @group(0) @binding(6) var<uniform> p: Params;
-
-override ACT: u32 = 0u;
-override MASK_FROM_INPUT: bool = false;
-
-// `ss`: the channel's scale and shift, with MASK_FROM_INPUT.
-fn grad(o: u32, ss: vec2<f32>) -> Unit {
-    if ACT == 0u {
-        return dy[o];
-    }
-    // The activation's input: recomputed from x as the forward computed it (training
-    // saves its scale and shift), or read off the output y (where the activation passed
-    // its input, y is that input).
-    var v: Unit;
-    if MASK_FROM_INPUT {
-        v = x[o] * ss.x + ss.y;
-    } else {
-        v = y[o];
-    }
-    if ACT == 1u {
-        return select(Unit(0.0), dy[o], v > Unit(0.0));
-    }
-    return select(Unit(0.0), dy[o], v > Unit(0.0) & v < Unit(6.0));
-}
 
 @compute @workgroup_size(CHANNEL_WG)
 fn main(

@@ -1,5 +1,6 @@
 // variants: unit1.wgsl unit4.wgsl
 // requires: channel_walk.wgsl
+// requires: batch_norm_act_grad.wgsl
 // Batch norm's backward, first pass: per segment of a channel (see channel_walk.wgsl),
 // Σ g and Σ g · xhat, where xhat = (x - mean) · invstd and g is the gradient reaching
 // batch norm's output: dy, or with ACT (the fused activation of batch_norm_apply.wgsl)
@@ -8,18 +9,6 @@
 // forward's scale and shift (MASK_FROM_INPUT), which saves reading y; the frozen backward
 // reads it off y, equal to z where the activation passed it.
 // batch_norm_grad_coef.wgsl adds up the segments.
-
-struct Params {
-    channels: u32,
-    plane: u32,
-    plane_units: u32,
-    lane_shift: u32,
-    samples: u32,
-    seg_samples: u32,
-    pos_segs: u32,
-    seg_units: u32,
-    segments: u32,
-}
 
 @group(0) @binding(0) var<storage, read> dy: array<Unit>;
 @group(0) @binding(1) var<storage, read> x: array<Unit>;
@@ -33,31 +22,7 @@ struct Params {
 @group(0) @binding(6) var<storage, read_write> partial: array<f32>;
 @group(0) @binding(7) var<uniform> p: Params;
 
-override ACT: u32 = 0u;
-override MASK_FROM_INPUT: bool = false;
-
 var<workgroup> scratch: array<vec2<f32>, CHANNEL_WG>;
-
-// The gradient at batch norm's output for one element: dy through the activation.
-// `ss`: the channel's scale and shift, with MASK_FROM_INPUT.
-fn grad(o: u32, ss: vec2<f32>) -> Unit {
-    if ACT == 0u {
-        return dy[o];
-    }
-    // The activation's input: recomputed from x as the forward computed it (training
-    // saves its scale and shift), or read off the output y (where the activation passed
-    // its input, y is that input).
-    var v: Unit;
-    if MASK_FROM_INPUT {
-        v = x[o] * ss.x + ss.y;
-    } else {
-        v = y[o];
-    }
-    if ACT == 1u {
-        return select(Unit(0.0), dy[o], v > Unit(0.0));
-    }
-    return select(Unit(0.0), dy[o], v > Unit(0.0) & v < Unit(6.0));
-}
 
 @compute @workgroup_size(CHANNEL_WG)
 fn main(

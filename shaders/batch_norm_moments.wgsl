@@ -6,18 +6,6 @@
 // the workgroup merges its lanes in a tree. No E[x²] - E[x]²: that cancels in f32 when
 // the mean is large next to the spread. batch_norm_stats.wgsl merges the segments.
 
-struct Params {
-    channels: u32,
-    plane: u32,
-    plane_units: u32,
-    lane_shift: u32,
-    samples: u32,
-    seg_samples: u32,
-    pos_segs: u32,
-    seg_units: u32,
-    segments: u32,
-}
-
 @group(0) @binding(0) var<storage, read> x: array<Unit>;
 // [channels, segments, 3]: count, mean, M2.
 @group(0) @binding(1) var<storage, read_write> partial: array<f32>;

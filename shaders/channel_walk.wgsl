@@ -8,12 +8,22 @@
 // every 2^lane_shift-th unit, and the workgroup's other lanes take the next samples. So
 // no index is divided per element: lavapipe divides integers one lane at a time, and
 // that division, and then its loads of single floats, bounded the general kernels'
-// speed. The includer requires a unit prelude first, and its Params starts with the
-// fields of ChannelWalk (src/ops/batch_norm.rs), in order:
-//   channels, plane, plane_units, lane_shift, samples, seg_samples, pos_segs, seg_units,
-//   segments.
+// speed. The includer requires a unit prelude first and binds a uniform `p: Params`,
+// whose fields are ChannelWalk's (src/ops/batch_norm.rs).
 
 const CHANNEL_WG: u32 = 256u;
+
+struct Params {
+    channels: u32,
+    plane: u32,
+    plane_units: u32,
+    lane_shift: u32,
+    samples: u32,
+    seg_samples: u32,
+    pos_segs: u32,
+    seg_units: u32,
+    segments: u32,
+}
 
 struct Walk {
     channel: u32,

@@ -52,6 +52,10 @@ const PRELUDES: &[(&str, &str)] = &[
     ("unit1.wgsl", include_str!("../../shaders/unit1.wgsl")),
     ("unit4.wgsl", include_str!("../../shaders/unit4.wgsl")),
     (
+        "batch_norm_act_grad.wgsl",
+        include_str!("../../shaders/batch_norm_act_grad.wgsl"),
+    ),
+    (
         "fused_act.wgsl",
         include_str!("../../shaders/fused_act.wgsl"),
     ),
