@@ -491,6 +491,37 @@ fn conv_with_a_folded_batch_norm_matches_conv_then_batch_norm() {
     assert!(err.contains("running_mean") && err.contains("[3]"), "{err}");
 }
 
+/// Planes longer than a lane may walk at the tight budget (160,000 floats, in vec4s; and
+/// 123,201, an odd count, in floats): batch norm walks them in position ranges, training
+/// and evaluation, forward and backward, against the reference.
+#[test]
+fn batch_norm_over_long_planes() {
+    let mut rng = Rng::new(80);
+    for shape in [[2usize, 2, 400, 400], [2, 1, 351, 351]] {
+        let c = shape[1];
+        let what = format!("batch_norm {shape:?}");
+        let (x, xs) = random_tensor(&mut rng, &shape, -3.0, 3.0);
+        let (w, ws) = random_tensor(&mut rng, &[c], 0.5, 2.0);
+        let (b, bs) = random_tensor(&mut rng, &[c], -1.0, 1.0);
+        let (rm, rms) = random_tensor(&mut rng, &[c], -1.0, 1.0);
+        let (rv, rvs) = random_tensor(&mut rng, &[c], 0.5, 2.0);
+        let at = batch_norm_layout(&shape);
+        let (ws, bs) = (Some(ws.as_slice()), Some(bs.as_slice()));
+        let out = batch_norm_train(&x, Some(&w), Some(&b), &rm, &rv, MOMENTUM, EPS).unwrap();
+        let (want_y, mean, invstd, _) = forward(&xs, &at, ws, bs);
+        let scale = forward_scale(&xs, &at, &mean, &invstd, ws, bs);
+        assert_close_scaled(&format!("{what} y"), &read(&out.y), &want_y, &scale, RTOL);
+        let y = batch_norm_eval(&x, Some(&w), Some(&b), &rm, &rv, EPS).unwrap();
+        let inv_running: Vec<f64> = rvs.iter().map(|v| 1.0 / (v + EPS as f64).sqrt()).collect();
+        let want = normalize(&xs, &at, &rms, &inv_running, ws, bs);
+        let scale = forward_scale(&xs, &at, &rms, &inv_running, ws, bs);
+        assert_close_scaled(&format!("{what} eval"), &read(&y), &want, &scale, RTOL);
+        let (dy, dys) = random_tensor(&mut rng, &shape, -1.0, 1.0);
+        let got = batch_norm_backward(&dy, &x, Some(&w), &out.save_mean, &out.save_invstd).unwrap();
+        check_backward(&what, got, &dys, &xs, &at, ws, &[c]);
+    }
+}
+
 #[test]
 fn layer_norm_matches_reference_forward_and_backward() {
     let mut rng = Rng::new(72);
@@ -882,6 +913,11 @@ mod at_the_tight_loop_budget {
             tight_budget_device(),
             super::group_norm_matches_reference_forward_and_backward,
         );
+    }
+
+    #[test]
+    fn batch_norm_over_long_planes() {
+        with_device(tight_budget_device(), super::batch_norm_over_long_planes);
     }
 
     #[test]
