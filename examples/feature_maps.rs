@@ -70,7 +70,8 @@ const DEAD_SHARE: f32 = 0.01;
 
 /// The record holding layer `layer`'s output after its activation: the op reading its
 /// parameters, then along its only consumers through normalization to the first ReLU
-/// (or the op itself when none follows).
+/// (or the op itself when none follows). A batch norm with its activation fused in
+/// (`batch_norm+relu`, `batch_norm+relu6`) is that activation's output.
 fn layer_output(records: &[Record], layer: &str) -> Option<usize> {
     let prefix = format!("{layer}.");
     let mut at = records.iter().position(|r| {
@@ -90,6 +91,7 @@ fn layer_output(records: &[Record], layer: &str) -> Option<usize> {
         let kind = records[next].op.split(' ').next().unwrap_or("");
         match kind {
             "relu" | "relu6" | "leaky_relu" => return Some(next),
+            fused if fused.starts_with("batch_norm+") => return Some(next),
             "batch_norm" | "add" => at = next,
             _ => break,
         }
@@ -249,5 +251,30 @@ mod tests {
         };
         assert!(run(&bad).unwrap_err().to_string().contains("features.9"));
         std::fs::remove_dir_all(&out).unwrap();
+    }
+
+    /// MobileNetV2's stem is conv, batch norm and ReLU6 in a Sequential, which runs the
+    /// last two as one op: the layer's output is that op's, after the activation.
+    #[test]
+    fn a_fused_batch_norm_and_activation_is_the_layers_output() {
+        let device = Device::new().unwrap();
+        let entry = zoo::find("mobilenet_v2").unwrap();
+        let options = ZooOptions {
+            cifar: true,
+            ..ZooOptions::new(10)
+        };
+        let (model, store) = nn::build(&device, 0, |s| entry.build(s, &options)).unwrap();
+        let tape = Tape::new();
+        let x = tape.input(Tensor::randn(&device, &[1, 3, 32, 32], 1).unwrap());
+        model.forward(&mut Ctx::eval(&tape, &store), &x).unwrap();
+        let records = tape.records();
+        let index = layer_output(&records, "features.0.0").unwrap();
+        assert!(
+            records[index].op.starts_with("batch_norm+relu6"),
+            "{}",
+            records[index].op
+        );
+        let values = tape.value(index).unwrap().to_vec().unwrap();
+        assert!(values.iter().all(|v| (0.0..=6.0).contains(v)));
     }
 }
