@@ -373,7 +373,9 @@ fn pointwise_conv_sweep() {
 /// Pointwise convolutions as the 8-wide subgroup kernels read them in place from NCHW:
 /// planes of a multiple of 8 pixels (the batch's planes as one product's columns, and
 /// as one product's K for the weight gradient), of a multiple of 4 only (per sample),
-/// and odd planes (packed), with input channels not a multiple of 4.
+/// and odd planes (packed), with input channels not a multiple of 4. At the tight budget
+/// the last two split K: 200 input channels (the in-place product per sample, in
+/// slices), and 4 samples of 256 pixels (the weight gradient's K over planes, in slices).
 #[test]
 fn pointwise_convs_over_whole_planes() {
     let mut rng = Rng::new(58);
@@ -384,6 +386,8 @@ fn pointwise_convs_over_whole_planes() {
         (2, 7, 3, 3, 4),
         (2, 5, 4, 5, 5),
         (1, 33, 10, 16, 16),
+        (2, 200, 9, 4, 4),
+        (4, 6, 5, 16, 16),
     ] {
         let geo = Geo {
             n,

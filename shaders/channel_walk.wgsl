@@ -15,7 +15,6 @@ const CHANNEL_WG: u32 = 256u;
 
 struct Params {
     channels: u32,
-    plane: u32,
     plane_units: u32,
     lane_shift: u32,
     samples: u32,

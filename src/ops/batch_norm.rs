@@ -12,6 +12,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{Device, Grid, Kernel, kernel};
+use crate::ops::norm::BatchNormTrain;
 use crate::ops::segments::Segments;
 use crate::tensor::Tensor;
 
@@ -48,7 +49,8 @@ const UNITS_PER_LANE: usize = 16;
 const WALK_FIXED: u64 = 16;
 
 /// An activation fused into batch norm: `y = act(batch_norm(x))` in one pass, and its
-/// gradient folded into batch norm's backward (read off the saved output).
+/// gradient folded into batch norm's backward (where the activation passed its input,
+/// recomputed from x in training, read off the output in the frozen backward).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum BnAct {
     /// No activation.
@@ -77,7 +79,6 @@ impl BnAct {
 #[derive(Clone, Copy, Debug)]
 pub(super) struct ChannelWalk {
     channels: usize,
-    plane: usize,
     plane_units: usize,
     lane_shift: u32,
     samples: usize,
@@ -134,7 +135,6 @@ impl ChannelWalk {
         }
         Ok(ChannelWalk {
             channels: c,
-            plane: s,
             plane_units,
             lane_shift: lanes.trailing_zeros(),
             samples: n,
@@ -151,7 +151,6 @@ impl ChannelWalk {
     fn words(&self) -> Vec<u32> {
         [
             self.channels,
-            self.plane,
             self.plane_units,
             self.lane_shift as usize,
             self.samples,
@@ -185,16 +184,6 @@ fn per_channel(c: usize, segments: usize) -> crate::gpu::Launch {
     Grid::for_items(c as u64, PER_CHANNEL_WG).trips(segments as u64 + 8)
 }
 
-/// What the training forward computes.
-pub(super) struct Forward {
-    pub y: Tensor,
-    pub scale_shift: Tensor,
-    pub save_mean: Tensor,
-    pub save_invstd: Tensor,
-    pub running_mean: Tensor,
-    pub running_var: Tensor,
-}
-
 /// Training forward of `x` viewed as `[n, c, s]` (count `n · s` > 1 per channel).
 pub(super) fn train(
     x: &Tensor,
@@ -203,7 +192,7 @@ pub(super) fn train(
     (running_mean, running_var): (&Tensor, &Tensor),
     (momentum, eps): (f32, f32),
     act: BnAct,
-) -> Result<Forward> {
+) -> Result<BatchNormTrain> {
     let device = x.device();
     let walk = ChannelWalk::new(device, (n, c, s), max_merged_segments(device))?;
     let partial = x.uninit_like(&[c, walk.segments, 3])?;
@@ -248,7 +237,7 @@ pub(super) fn train(
         per_channel(c, walk.segments),
     )?;
     let y = apply(x, &walk, &coef, act)?;
-    Ok(Forward {
+    Ok(BatchNormTrain {
         y,
         scale_shift: coef,
         save_mean,

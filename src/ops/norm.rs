@@ -384,22 +384,14 @@ pub fn batch_norm_act_train(
             x.shape()
         );
     }
-    let out = batch_norm::train(
+    batch_norm::train(
         x,
         (n, c, s),
         (weight, bias),
         (running_mean, running_var),
         (momentum, eps),
         act,
-    )?;
-    Ok(BatchNormTrain {
-        y: out.y,
-        scale_shift: out.scale_shift,
-        save_mean: out.save_mean,
-        save_invstd: out.save_invstd,
-        running_mean: out.running_mean,
-        running_var: out.running_var,
-    })
+    )
 }
 
 /// Batch normalization in evaluation mode (PyTorch's `F.batch_norm(training=False)`):

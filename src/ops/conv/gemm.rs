@@ -392,40 +392,44 @@ pub(super) fn forward_scale_shift(
     (coef, act): (&Tensor, BnAct),
 ) -> Result<Option<Tensor>> {
     let hw = g.h * g.w;
-    let device = x.device();
-    let chunks = chunks(g, device, 0, 0);
-    let eligible = is_pointwise(g)
-        && g.p.groups == 1
-        && hw.is_multiple_of(8)
-        && device.summary().subgroup_sizes == Some((8, 8))
-        && k_major_fits_one_pass(device, g.c_in)
-        && chunks.iter().all(|chunk| chunk.len() == hw);
-    if !eligible {
+    let chunks = chunks(g, x.device(), 0, 0);
+    if !is_pointwise(g) || g.p.groups != 1 || chunks.iter().any(|chunk| chunk.len() != hw) {
         return Ok(None);
     }
-    let weights = pack(
-        w,
-        MatrixView {
-            offset: 0,
-            batch_stride: g.c_out * g.c_in,
-            batch_mod: 1,
-            rows: g.c_out,
-            k: g.c_in,
-            row_stride: g.c_in,
-            col_stride: 1,
-        },
-    )?;
+    let weights = pack_weights(g, w)?;
     let y = x.uninit_like(&g.output_shape())?;
-    for chunk in &chunks {
-        let dims = (g.c_out, g.c_in, hw);
-        let epilogue = (None, Some((coef, act)));
+    let dims = (g.c_out, g.c_in, hw);
+    let epilogue = (None, Some((coef, act)));
+    for (i, chunk) in chunks.iter().enumerate() {
+        // Whole-sample chunks differ only in where they start (a multiple of a plane), so
+        // the kernel takes all of them or, from the first, none.
         if !pointwise_over_planes(&weights, x, &y, dims, chunk, epilogue)? {
+            if i == 0 {
+                return Ok(None);
+            }
             return Err(Error::Internal(
                 "conv2d: a pointwise chunk could not run over whole planes".into(),
             ));
         }
     }
     Ok(Some(y))
+}
+
+/// The weight as the forward's A operand: `[cout_g, k_g]` per group.
+fn pack_weights(g: &Geometry, w: &Tensor) -> Result<Packed> {
+    let (cog, kg) = (g.cout_g(), g.k_g());
+    pack(
+        w,
+        MatrixView {
+            offset: 0,
+            batch_stride: cog * kg,
+            batch_mod: g.p.groups,
+            rows: cog,
+            k: kg,
+            row_stride: kg,
+            col_stride: 1,
+        },
+    )
 }
 
 /// Forward: `y[n, g] = W[g] · col[n, g]ᵀ`, one matmul per (sample, group), all in one launch
@@ -439,18 +443,7 @@ pub(super) fn forward(
     let y = x.uninit_like(&g.output_shape())?;
     let (groups, cog, kg, hwo) = (g.p.groups, g.cout_g(), g.k_g(), g.ho * g.wo);
     let k4 = kg.div_ceil(4) * 4;
-    let weights = pack(
-        w,
-        MatrixView {
-            offset: 0,
-            batch_stride: cog * kg,
-            batch_mod: groups,
-            rows: cog,
-            k: kg,
-            row_stride: kg,
-            col_stride: 1,
-        },
-    )?;
+    let weights = pack_weights(g, w)?;
     if use_implicit(g, x) {
         return implicit_forward(g, x, &weights, bias, y);
     }
