@@ -5,6 +5,7 @@
 //! ```text
 //! make bench-train            # cargo run --release --example bench_train
 //! cargo run --release --example bench_train -- --batch 256 --eval-batch 1024 --steps 20
+//! cargo run --release --example bench_train -- --no-torch --kernels 25   # per kernel too
 //! ```
 //!
 //! The breakdown comes from a profiled tape ([`liandan::autograd::Tape::profiled`]),
@@ -48,6 +49,9 @@ struct Args {
     /// Run PyTorch on CUDA instead of the CPU
     #[arg(long)]
     torch_cuda: bool,
+    /// Also time one step kernel by kernel, and print the slowest this many
+    #[arg(long, default_value_t = 0)]
+    kernels: usize,
 }
 
 struct Bench {
@@ -228,6 +232,9 @@ fn run(args: &Args) -> Result<()> {
         );
     }
 
+    if args.kernels > 0 {
+        print_kernels(&mut bench, args.kernels)?;
+    }
     if args.no_torch {
         return Ok(());
     }
@@ -238,6 +245,35 @@ fn run(args: &Args) -> Result<()> {
             eval_rate / e
         ),
         Err(why) => println!("PyTorch: not measured ({why})"),
+    }
+    Ok(())
+}
+
+/// One training step timed kernel by kernel: the `top` slowest kernels.
+fn print_kernels(bench: &mut Bench, top: usize) -> Result<()> {
+    bench.device.synchronize()?;
+    bench.device.set_kernel_profile(true);
+    let step = bench.step(&Tape::new());
+    let rows = bench.device.kernel_profile();
+    bench.device.set_kernel_profile(false);
+    step?;
+    let total: f64 = rows.iter().map(|r| r.seconds).sum();
+    println!(
+        "one step kernel by kernel ({:.0} ms with a wait after every launch):",
+        1e3 * total
+    );
+    println!(
+        "  {:<58} {:>8} {:>9} {:>6}",
+        "kernel", "launches", "ms", "share"
+    );
+    for r in rows.iter().take(top) {
+        println!(
+            "  {:<58} {:>8} {:>9.1} {:>5.1}%",
+            r.kernel,
+            r.launches,
+            1e3 * r.seconds,
+            100.0 * r.seconds / total
+        );
     }
     Ok(())
 }

@@ -407,6 +407,33 @@ fn pointwise_convs_over_whole_planes() {
         check_geo(&mut rng, Form::Pointwise, geo, (0, 0));
     }
 }
+/// A depthwise convolution (one channel per group) of `n × c × h × w`, kernel `k`, stride
+/// `s` and padding `p`, each (height, width).
+fn depthwise_geo(
+    n: usize,
+    c: usize,
+    (h, w): (usize, usize),
+    k: (usize, usize),
+    s: (usize, usize),
+    p: (usize, usize),
+) -> Geo {
+    Geo {
+        n,
+        c_in: c,
+        h,
+        w,
+        c_out: c,
+        ho: (h + 2 * p.0 - k.0) / s.0 + 1,
+        wo: (w + 2 * p.1 - k.1) / s.1 + 1,
+        kh: k.0,
+        kw: k.1,
+        s,
+        p,
+        d: (1, 1),
+        g: c,
+    }
+}
+
 /// Strided depthwise convolutions, whose input gradient spreads dy out to stride 1 and
 /// slides the flipped kernel over it: strides 2 and 3, on each axis alone, and sizes
 /// that leave input rows and columns past the last window (they get no gradient).
@@ -419,21 +446,35 @@ fn strided_depthwise_input_gradients() {
         (2, 3, (7, 9), (3, 3), (2, 1), (0, 1)),
         (3, 2, (8, 6), (3, 5), (1, 2), (2, 0)),
     ] {
-        let geo = Geo {
-            n,
-            c_in: c,
-            h,
-            w,
-            c_out: c,
-            ho: (h + 2 * p.0 - k.0) / s.0 + 1,
-            wo: (w + 2 * p.1 - k.1) / s.1 + 1,
-            kh: k.0,
-            kw: k.1,
-            s,
-            p,
-            d: (1, 1),
-            g: c,
-        };
+        let geo = depthwise_geo(n, c, (h, w), k, s, p);
+        check_geo(&mut rng, Form::Depthwise, geo, (0, 0));
+    }
+}
+
+/// Depthwise convolutions on planes a multiple of 4 wide, which run on rows of vec4s:
+/// column strides 1 and 2, row strides 1 to 3, kernels from 1×1 to 7×7 and 5×1, padding
+/// from 0 to the strips' edge (4 columns), long rows of few chunks and short ones of
+/// one; and input gradients whose dy is not whole chunks wide (spread out to them).
+#[test]
+fn depthwise_rows_of_vec4s() {
+    let mut rng = Rng::new(60);
+    for (n, c, (h, w), k, s, p) in [
+        (2, 3, (8, 8), (3, 3), (1, 1), (1, 1)),
+        (2, 3, (8, 16), (3, 3), (2, 2), (1, 1)),
+        (1, 3, (5, 8), (3, 3), (1, 2), (1, 1)),
+        (1, 4, (12, 16), (5, 5), (1, 1), (2, 2)),
+        (1, 2, (10, 16), (5, 5), (2, 2), (2, 2)),
+        (1, 2, (9, 12), (7, 7), (1, 1), (3, 3)),
+        (1, 2, (9, 16), (7, 7), (2, 2), (3, 3)),
+        (2, 3, (7, 8), (3, 1), (3, 1), (0, 0)),
+        (1, 2, (6, 8), (2, 3), (1, 1), (0, 1)),
+        (1, 5, (4, 4), (1, 1), (1, 1), (0, 0)),
+        (1, 2, (6, 8), (1, 5), (1, 1), (0, 4)),
+        (1, 2, (3, 4), (3, 3), (1, 1), (1, 1)),
+        (1, 2, (6, 8), (3, 3), (1, 1), (0, 0)), // dy 6 wide: spread to 8
+        (1, 2, (5, 12), (3, 3), (2, 1), (0, 0)), // dy 10 wide: spread to 12
+    ] {
+        let geo = depthwise_geo(n, c, (h, w), k, s, p);
         check_geo(&mut rng, Form::Depthwise, geo, (0, 0));
     }
 }
@@ -740,6 +781,11 @@ mod at_the_tight_loop_budget {
             tight_budget_device(),
             super::strided_depthwise_input_gradients,
         );
+    }
+
+    #[test]
+    fn depthwise_rows_of_vec4s() {
+        with_device(tight_budget_device(), super::depthwise_rows_of_vec4s);
     }
 
     #[test]

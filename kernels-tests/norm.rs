@@ -430,15 +430,16 @@ fn batch_norm_with_a_fused_activation_matches_batch_norm_then_the_activation() {
 }
 
 /// A convolution with an evaluation-mode batch norm and activation folded into its last
-/// step against the three run apart: depthwise convolutions (the direct kernels, stride
-/// 1 and 2), pointwise ones over planes of 8k pixels (one product over the batch) and
+/// step against the three run apart: depthwise convolutions (the vec4-row and the direct
+/// kernels, stride 1 and 2), pointwise ones over planes of 8k pixels (one product over the batch) and
 /// over odd planes, and a standard 3×3 (both run apart inside).
 #[test]
 fn conv_with_a_folded_batch_norm_matches_conv_then_batch_norm() {
     let mut rng = Rng::new(79);
     // (x shape, c_out, kernel, stride, padding, groups)
-    let cases: [([usize; 4], usize, usize, usize, usize, usize); 6] = [
+    let cases: [([usize; 4], usize, usize, usize, usize, usize); 7] = [
         ([2, 6, 8, 8], 6, 3, 1, 1, 6),
+        ([2, 4, 6, 16], 4, 3, 2, 1, 4),
         ([3, 4, 9, 7], 4, 3, 2, 1, 4),
         ([3, 5, 4, 4], 7, 1, 1, 0, 1),
         ([2, 9, 8, 6], 16, 1, 1, 0, 1),
@@ -1008,4 +1009,81 @@ mod past_the_loop_cap {
         let got = group_norm_backward(&dy, &x, 1, None, &mean, &invstd).unwrap();
         check_backward("group_norm 2^22", got, &dys, &xs, &at, None, &[4]);
     }
+}
+
+/// The tape hands batch norm its output's gradient, and training's backward writes dx
+/// over it when nothing else holds it. Two batch norms summed share one gradient: the
+/// first one back must leave it alone (the second still reads it), so each input's
+/// gradient equals the one from a tape with that batch norm alone.
+#[test]
+fn batch_norm_writes_over_its_gradient_only_when_no_one_shares_it() {
+    use liandan::autograd::{RunningStats, Tape, Var};
+    let mut rng = Rng::new(83);
+    let shape = [3, 4, 2, 4];
+    let n: usize = shape.iter().product();
+    let (x1, _) = random_tensor(&mut rng, &shape, -2.0, 3.0);
+    let (x2, _) = random_tensor(&mut rng, &shape, -2.0, 3.0);
+    let (r, _) = random_tensor(&mut rng, &shape, -1.0, 1.0);
+    let ones = Tensor::ones(device(), &[1, n]).unwrap();
+    let (mean, var) = (
+        Tensor::zeros(device(), &[4]).unwrap(),
+        Tensor::ones(device(), &[4]).unwrap(),
+    );
+    // Σ (the batch norms of `inputs`, summed) ⊙ r; the inputs' gradients.
+    let grads = |inputs: &[(&Tensor, BnAct)]| -> Vec<Vec<f32>> {
+        let tape = Tape::new();
+        let vars: Vec<Var> = inputs
+            .iter()
+            .map(|(x, _)| tape.input((*x).clone()))
+            .collect();
+        let mut total: Option<Var> = None;
+        for (v, (_, act)) in vars.iter().zip(inputs) {
+            let running = RunningStats {
+                mean: &mean,
+                var: &var,
+            };
+            let (y, _, _) = tape
+                .batch_norm_act_train(v, (None, None), running, (0.1, 1e-5), *act)
+                .unwrap();
+            total = Some(match total {
+                Some(t) => tape.add(&t, &y).unwrap(),
+                None => y,
+            });
+        }
+        let weighted = tape
+            .mul(&total.unwrap(), &tape.constant(r.clone()))
+            .unwrap();
+        let flat = tape.reshape(&weighted, &[1, n]).unwrap();
+        let loss = tape
+            .linear(&flat, &tape.constant(ones.clone()), None)
+            .unwrap();
+        let loss = tape.reshape(&loss, &[1]).unwrap();
+        let g = tape.backward(&loss).unwrap();
+        vars.iter()
+            .map(|v| g.get(v).unwrap().to_vec().unwrap())
+            .collect()
+    };
+    let both = grads(&[(&x1, BnAct::Relu6), (&x2, BnAct::Identity)]);
+    let first = grads(&[(&x1, BnAct::Relu6)]);
+    let second = grads(&[(&x2, BnAct::Identity)]);
+    assert_eq!(both[0], first[0], "the first batch norm's input gradient");
+    assert_eq!(both[1], second[0], "the second batch norm's input gradient");
+    // And the gradients are the ones the backward computes apart.
+    let tape_free = batch_norm_act_train(
+        &x2,
+        (None, None),
+        (&mean, &var),
+        (0.1, 1e-5),
+        BnAct::Identity,
+    )
+    .unwrap();
+    let (dx, _, _) = batch_norm_act_backward(
+        &r,
+        &x2,
+        None,
+        (&tape_free.save_mean, &tape_free.save_invstd),
+        None,
+    )
+    .unwrap();
+    assert_eq!(second[0], dx.to_vec().unwrap());
 }

@@ -5,13 +5,17 @@
 // coefficients of batch_norm_grad_coef.wgsl and g the gradient at batch norm's output
 // (dy through the fused activation ACT, read off z or y as in batch_norm_grad_sums.wgsl).
 
-@group(0) @binding(0) var<storage, read> dy: array<Unit>;
+// read_write because dx may be this very buffer (batch_norm::backward's `reuse`): each
+// element is read, then written by the same invocation. A fresh dx costs lavapipe a
+// read of every line it writes (write-allocate), about as much as a third input.
+@group(0) @binding(0) var<storage, read_write> dy: array<Unit>;
 @group(0) @binding(1) var<storage, read> x: array<Unit>;
 // With ACT, the forward's output, unless MASK_FROM_INPUT; else any tensor of units.
 @group(0) @binding(2) var<storage, read> y: array<Unit>;
 @group(0) @binding(3) var<storage, read> coef: array<f32>; // [channels, 4]: a, b, c, mean
 // With ACT and MASK_FROM_INPUT, the forward's scale and shift, [channels, 2]; else any.
 @group(0) @binding(4) var<storage, read> scale_shift: array<f32>;
+// dy's buffer, or another.
 @group(0) @binding(5) var<storage, read_write> dx: array<Unit>;
 @group(0) @binding(6) var<uniform> p: Params;
 
@@ -38,7 +42,8 @@ fn main(
         let base = plane_base(n, w.channel);
         for (var j = w.j_first; j < w.j_end; j += w.j_step) {
             let o = base + j;
-            dx[o] = a * grad(o, ss) + b * (x[o] - Unit(m)) + c;
+            let x_o = x[o];
+            dx[o] = a * grad(o, dy[o], x_o, ss) + b * (x_o - Unit(m)) + c;
         }
     }
 }

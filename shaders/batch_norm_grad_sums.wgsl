@@ -45,8 +45,10 @@ fn main(
     for (var n = w.n_first; n < w.n_end; n += w.n_step) {
         let base = plane_base(n, w.channel);
         for (var j = w.j_first; j < w.j_end; j += w.j_step) {
-            let g = grad(base + j, ss);
-            let xhat = (x[base + j] - Unit(m)) * inv;
+            let o = base + j;
+            let x_o = x[o];
+            let g = grad(o, dy[o], x_o, ss);
+            let xhat = (x_o - Unit(m)) * inv;
             acc += vec2<f32>(unit_sum(g), unit_sum(g * xhat));
         }
     }

@@ -229,6 +229,18 @@ impl Tensor {
     }
 
     /// An error unless `other` lives on the same device.
+    /// Whether no other tensor shares this one's storage (no clone, view or reshape of
+    /// it lives): then an op that owns it may write its result there, and nobody can see
+    /// the change.
+    pub(crate) fn is_sole_owner(&self) -> bool {
+        Arc::strong_count(&self.storage) == 1 && self.offset == 0
+    }
+
+    /// Whether `self` and `other` share storage.
+    pub(crate) fn shares_storage(&self, other: &Tensor) -> bool {
+        Arc::ptr_eq(&self.storage, &other.storage)
+    }
+
     pub(crate) fn check_same_device(&self, other: &Tensor, op: &str) -> Result<()> {
         if !self.device.same_as(&other.device) {
             return arg_err!(

@@ -115,6 +115,16 @@ trait Rule {
     /// i's value and `out` the op's own output.
     fn backward(&self, value: Values<'_>, out: &Tensor, g: &Tensor)
     -> Result<Vec<(usize, Tensor)>>;
+    /// As `backward`, handed `g` itself: the tape keeps no gradient of an op's output, so
+    /// a rule may write its result over `g`'s storage when nothing else holds it.
+    fn backward_owned(
+        &self,
+        value: Values<'_>,
+        out: &Tensor,
+        g: Tensor,
+    ) -> Result<Vec<(usize, Tensor)>> {
+        self.backward(value, out, &g)
+    }
 }
 
 impl Op {
@@ -145,14 +155,9 @@ impl Op {
         }
     }
 
-    fn backward(
-        &self,
-        value: Values<'_>,
-        out: &Tensor,
-        g: &Tensor,
-    ) -> Result<Vec<(usize, Tensor)>> {
+    fn backward(&self, value: Values<'_>, out: &Tensor, g: Tensor) -> Result<Vec<(usize, Tensor)>> {
         match self.rule() {
-            Some(rule) => rule.backward(value, out, g),
+            Some(rule) => rule.backward_owned(value, out, g),
             None => Ok(Vec::new()),
         }
     }
@@ -187,8 +192,10 @@ pub struct Gradients {
 }
 
 impl Gradients {
-    /// The gradient of `v`, if the loss depends on it (`None` as well for a value of
-    /// another tape).
+    /// The gradient of `v`, a leaf of the tape (an input, constant or parameter), if the
+    /// loss depends on it. `None` as well for a value of another tape, and for an op's
+    /// output: as PyTorch keeps no `.grad` of non-leaf tensors, the tape hands those
+    /// gradients to the backward rules, which may reuse their memory.
     pub fn get(&self, v: &Var) -> Option<&Tensor> {
         if v.tape != self.tape {
             return None;
@@ -378,9 +385,16 @@ impl Tape {
             let Some(g) = grads[id].take() else { continue };
             let start = std::time::Instant::now();
             let value = |i: usize| &nodes[i].value;
-            let rule = nodes[id].op.backward(&value, &nodes[id].value, &g)?;
+            // Leaves keep their gradients (what `Gradients` returns); an op's output's
+            // gradient goes to its rule, which may reuse its storage.
+            if matches!(nodes[id].op, Op::Leaf { .. }) {
+                grads[id] = Some(g);
+                continue;
+            }
+            let device = g.device().clone();
+            let rule = nodes[id].op.backward(&value, &nodes[id].value, g)?;
             if let Some(profile) = profile.as_mut() {
-                g.device().synchronize()?;
+                device.synchronize()?;
                 let kind = profile::kind(&nodes[id].op, &nodes);
                 profile.backward(kind, start.elapsed().as_secs_f64());
             }
@@ -390,7 +404,6 @@ impl Tape {
                     None => grad,
                 });
             }
-            grads[id] = Some(g);
         }
         let names = nodes
             .iter()

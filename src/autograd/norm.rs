@@ -3,7 +3,7 @@
 use super::{Op, Rule, Tape, Values, Var};
 use crate::error::Result;
 use crate::ops::norm::{
-    BnAct, batch_norm_act_backward, batch_norm_act_eval, batch_norm_act_eval_backward,
+    BnAct, batch_norm_act_backward_owned, batch_norm_act_eval, batch_norm_act_eval_backward,
     batch_norm_act_train, group_norm, group_norm_backward, layer_norm, layer_norm_backward,
 };
 use crate::tensor::Tensor;
@@ -285,6 +285,16 @@ impl Rule for NormOp {
         out: &Tensor,
         g: &Tensor,
     ) -> Result<Vec<(usize, Tensor)>> {
+        // A clone shares g's storage, so nothing is written over it.
+        self.backward_owned(value, out, g.clone())
+    }
+
+    fn backward_owned(
+        &self,
+        value: Values<'_>,
+        out: &Tensor,
+        g: Tensor,
+    ) -> Result<Vec<(usize, Tensor)>> {
         let weight_of = |w: &Option<usize>| w.map(value);
         // A fused activation's gradient is read off the output.
         let fused = |act: &BnAct| (*act != BnAct::Identity).then_some((*act, out));
@@ -298,7 +308,8 @@ impl Rule for NormOp {
                 scale_shift,
                 act,
             } => (
-                batch_norm_act_backward(
+                // Batch norm's dx may take g's place (training's last pass over it).
+                batch_norm_act_backward_owned(
                     g,
                     value(*x),
                     weight_of(weight),
@@ -319,7 +330,7 @@ impl Rule for NormOp {
                 act,
             } => (
                 batch_norm_act_eval_backward(
-                    g,
+                    &g,
                     value(*x),
                     weight_of(weight),
                     (running_mean, running_var),
@@ -338,7 +349,7 @@ impl Rule for NormOp {
                 mean,
                 invstd,
             } => (
-                layer_norm_backward(g, value(*x), *ndim, weight_of(weight), mean, invstd)?,
+                layer_norm_backward(&g, value(*x), *ndim, weight_of(weight), mean, invstd)?,
                 x,
                 weight,
                 bias,
@@ -351,7 +362,7 @@ impl Rule for NormOp {
                 mean,
                 invstd,
             } => (
-                group_norm_backward(g, value(*x), *groups, weight_of(weight), mean, invstd)?,
+                group_norm_backward(&g, value(*x), *groups, weight_of(weight), mean, invstd)?,
                 x,
                 weight,
                 bias,

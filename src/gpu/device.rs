@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use super::batch::{Batch, MAX_DISPATCHES_PER_BATCH};
 use super::grid::Launch;
 use super::kernel::{Kernel, PipelineCache};
+use super::kernel_profile::{KernelProfile, KernelTime};
 use super::loops::{DEFAULT_LOOP_BUDGET, LOOP_CAP, MIN_LOOP_BUDGET};
 use super::pool::{BufferKind, BufferPool, PoolStats, PooledBuffer};
 use crate::error::{Error, Result};
@@ -253,6 +254,8 @@ struct Inner {
     dry_run: AtomicBool,
     /// Kernel launches recorded since the device was made.
     dispatches: AtomicU64,
+    /// Per-kernel times, while profiling (see `set_kernel_profile`).
+    kernel_profile: Mutex<Option<KernelProfile>>,
 }
 
 impl std::fmt::Debug for Device {
@@ -339,6 +342,7 @@ impl Device {
                 loop_budget: AtomicU64::new(DEFAULT_LOOP_BUDGET),
                 dry_run: AtomicBool::new(false),
                 dispatches: AtomicU64::new(0),
+                kernel_profile: Mutex::new(None),
             }),
         })
     }
@@ -412,6 +416,20 @@ impl Device {
     /// across it).
     pub fn dispatch_count(&self) -> u64 {
         self.inner.dispatches.load(Ordering::Relaxed)
+    }
+
+    /// With `true`, every kernel launch from now on is submitted alone and waited for,
+    /// and its time charged to its kernel (see [`Device::kernel_profile`]); `false` stops
+    /// and forgets. Much slower: for finding where a workload's time goes.
+    pub fn set_kernel_profile(&self, on: bool) {
+        *self.inner.kernel_profile.lock().unwrap() = on.then(KernelProfile::default);
+    }
+
+    /// The per-kernel times gathered since [`Device::set_kernel_profile`]`(true)`,
+    /// slowest first; empty when not profiling.
+    pub fn kernel_profile(&self) -> Vec<KernelTime> {
+        let profile = self.inner.kernel_profile.lock().unwrap();
+        profile.as_ref().map_or_else(Vec::new, KernelProfile::rows)
     }
 
     /// Starts a new peak in [`PoolStats::peak_bytes_in_use`] from the memory in use now.
@@ -576,6 +594,31 @@ impl Device {
     /// past the loop budget is refused: an op that lets that happen has a bug, and the
     /// kernel would otherwise return wrong numbers on lavapipe.
     pub(crate) fn dispatch(
+        &self,
+        kernel: &Kernel,
+        entry: &'static str,
+        overrides: &[(&'static str, f64)],
+        buffers: &[Binding],
+        params: &[u32],
+        launch: Launch,
+    ) -> Result<()> {
+        if self.inner.kernel_profile.lock().unwrap().is_none() {
+            return self.record(kernel, entry, overrides, buffers, params, launch);
+        }
+        // Profiling: what came before runs first, then this launch alone.
+        self.synchronize()?;
+        let start = std::time::Instant::now();
+        self.record(kernel, entry, overrides, buffers, params, launch)?;
+        self.synchronize()?;
+        let seconds = start.elapsed().as_secs_f64();
+        if let Some(profile) = self.inner.kernel_profile.lock().unwrap().as_mut() {
+            profile.add(format!("{}:{entry}", kernel.name), seconds);
+        }
+        Ok(())
+    }
+
+    /// Records one kernel launch into the pending batch (see `dispatch`).
+    fn record(
         &self,
         kernel: &Kernel,
         entry: &'static str,

@@ -60,6 +60,10 @@ const PRELUDES: &[(&str, &str)] = &[
         include_str!("../../shaders/fused_act.wgsl"),
     ),
     (
+        "depthwise_strips.wgsl",
+        include_str!("../../shaders/depthwise_strips.wgsl"),
+    ),
+    (
         "channel_walk.wgsl",
         include_str!("../../shaders/channel_walk.wgsl"),
     ),

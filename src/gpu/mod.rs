@@ -7,12 +7,14 @@ mod batch;
 mod device;
 mod grid;
 mod kernel;
+mod kernel_profile;
 pub mod loops;
 mod pool;
 
 pub use device::{AdapterSummary, BackendChoice, Device, DeviceBuilder, DeviceLimits};
 pub use grid::{Grid, Launch};
 pub use kernel::{COMMON_WGSL, Kernel, full_source, is_prelude};
+pub use kernel_profile::KernelTime;
 pub use pool::PoolStats;
 
 pub(crate) use device::Binding;

@@ -512,7 +512,7 @@ pub fn batch_norm_act_eval_backward(
         weight,
         fused: fused.map(|(act, y)| (act, batch_norm::MaskFrom::Output(y))),
     };
-    batch_norm::backward(grad_y, x, (n, c, s), saved)
+    batch_norm::backward(grad_y, x, (n, c, s), saved, false)
 }
 
 /// An error unless a fused activation's saved output is shaped like the input.
@@ -541,8 +541,32 @@ pub fn batch_norm_act_backward(
     grad_y: &Tensor,
     x: &Tensor,
     weight: Option<&Tensor>,
+    stats: (&Tensor, &Tensor),
+    fused: Option<(BnAct, &Tensor)>,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    train_backward(grad_y, x, weight, stats, fused, false)
+}
+
+/// [`batch_norm_act_backward`] taking `grad_y`: when nothing else holds its storage, dx
+/// is written there (the tape hands over the gradients it no longer needs).
+pub(crate) fn batch_norm_act_backward_owned(
+    grad_y: Tensor,
+    x: &Tensor,
+    weight: Option<&Tensor>,
+    stats: (&Tensor, &Tensor),
+    fused: Option<(BnAct, &Tensor)>,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let reuse = grad_y.is_sole_owner();
+    train_backward(&grad_y, x, weight, stats, fused, reuse)
+}
+
+fn train_backward(
+    grad_y: &Tensor,
+    x: &Tensor,
+    weight: Option<&Tensor>,
     (save_mean, save_invstd): (&Tensor, &Tensor),
     fused: Option<(BnAct, &Tensor)>,
+    reuse: bool,
 ) -> Result<(Tensor, Tensor, Tensor)> {
     let op = "batch_norm_backward";
     let (n, c, s) = split_channels(op, x)?;
@@ -560,7 +584,7 @@ pub fn batch_norm_act_backward(
         weight,
         fused: fused.map(|(act, t)| (act, batch_norm::MaskFrom::Input(t))),
     };
-    batch_norm::backward(grad_y, x, (n, c, s), saved)
+    batch_norm::backward(grad_y, x, (n, c, s), saved, reuse)
 }
 
 /// `(R, D, stats shape, normalized shape)` of a layer norm over the last `normalized_ndim`

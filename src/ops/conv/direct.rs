@@ -211,34 +211,22 @@ fn slide_rows(
     )
 }
 
-/// The forward: the window slides along rows of the input.
-pub(super) fn forward(g: &Geometry, x: &Tensor, w: &Tensor) -> Result<Tensor> {
+/// The forward: the window slides along rows of the input. With `fold = Some((offset,
+/// act))` each result ends in `act(v · scale + shift)` per output channel, `w` holding
+/// the weights, then from `offset` a scale and shift per output channel.
+pub(super) fn forward(
+    g: &Geometry,
+    x: &Tensor,
+    w: &Tensor,
+    fold: Option<(usize, BnAct)>,
+) -> Result<Tensor> {
     let y = x.uninit_like(&g.output_shape())?;
     slide_rows(
         g,
         (x, w, &y),
         ([g.c_in, g.h, g.w], [g.c_out, g.ho, g.wo]),
         (g.p.stride, g.p.padding),
-        (false, None),
-    )?;
-    Ok(y)
-}
-
-/// The forward ending in `act(v · scale + shift)` per output channel: `w_coef` holds the
-/// weights, then from `coef_offset` a scale and shift per output channel.
-pub(super) fn forward_scale_shift(
-    g: &Geometry,
-    x: &Tensor,
-    (w_coef, coef_offset): (&Tensor, usize),
-    act: BnAct,
-) -> Result<Tensor> {
-    let y = x.uninit_like(&g.output_shape())?;
-    slide_rows(
-        g,
-        (x, w_coef, &y),
-        ([g.c_in, g.h, g.w], [g.c_out, g.ho, g.wo]),
-        (g.p.stride, g.p.padding),
-        (false, Some((coef_offset, act))),
+        (false, fold),
     )?;
     Ok(y)
 }
@@ -278,16 +266,7 @@ pub(super) fn supports_strided_input_grad(g: &Geometry, budget: u64) -> bool {
 pub(super) fn strided_input_grad(g: &Geometry, dy: &Tensor, w: &Tensor) -> Result<Tensor> {
     let (sh, sw) = g.p.stride;
     let (hu, wu) = ((g.ho - 1) * sh + 1, (g.wo - 1) * sw + 1);
-    let up = Tensor::zeros(dy.device(), &[g.n, g.c_out, hu, wu])?;
-    let total = dy.numel();
-    dy.device().dispatch(
-        &ZERO_INSERT,
-        "main",
-        &[],
-        &[dy.buffer(), up.buffer()],
-        &[total, g.ho, g.wo, hu, wu, sh, sw].map(|v| v as u32),
-        Grid::for_items(total as u64, 256).trips(0),
-    )?;
+    let up = spread(g, dy, (hu, wu))?;
     let dx = dy.uninit_like(&g.input_shape())?;
     let pad = (g.kh - 1 - g.p.padding.0, g.kw - 1 - g.p.padding.1);
     slide_rows(
@@ -298,6 +277,23 @@ pub(super) fn strided_input_grad(g: &Geometry, dy: &Tensor, w: &Tensor) -> Resul
         (true, None),
     )?;
     Ok(dx)
+}
+
+/// `dy` spread out to stride 1 in planes of `hu × wu` (at least `(ho - 1)·stride + 1`
+/// each way): dy's pixels `stride` apart, zeros between and past them.
+pub(super) fn spread(g: &Geometry, dy: &Tensor, (hu, wu): (usize, usize)) -> Result<Tensor> {
+    let (sh, sw) = g.p.stride;
+    let up = Tensor::zeros(dy.device(), &[g.n, g.c_out, hu, wu])?;
+    let total = dy.numel();
+    dy.device().dispatch(
+        &ZERO_INSERT,
+        "main",
+        &[],
+        &[dy.buffer(), up.buffer()],
+        &[total, g.ho, g.wo, hu, wu, sh, sw].map(|v| v as u32),
+        Grid::for_items(total as u64, 256).trips(0),
+    )?;
+    Ok(up)
 }
 
 /// Most items (row pieces) one workgroup of `weight_grad` takes: several per invocation,

@@ -15,8 +15,10 @@
 //!
 //! Each primitive picks a path inside (invisible to the caller), every path one launch (or
 //! a fixed few) for all groups and channels:
-//! - `direct.rs`: depthwise with dilation 1 — a window slid along each row with the
-//!   weights in registers;
+//! - `depthwise_rows4.rs`: depthwise with dilation 1 on planes a multiple of 4 wide —
+//!   a window slid along rows read and written as vec4s;
+//! - `direct.rs`: the other depthwise ones with dilation 1 — a window slid along each row
+//!   with the weights in registers;
 //! - `depthwise.rs`: the depthwise cases `direct` does not take (dilated; the input
 //!   gradient of a strided one);
 //! - `gemm.rs`: everything else — standard, pointwise 1×1, dilated, large groups — as
@@ -24,6 +26,7 @@
 
 mod cases;
 mod depthwise;
+mod depthwise_rows4;
 mod direct;
 mod gemm;
 
@@ -358,8 +361,10 @@ fn add_bias(y: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
 /// The forward with an optional bias `[c_out]` (fused into the GEMM path's epilogue).
 fn forward(g: &Geometry, x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     let budget = x.device().loop_budget();
-    if direct::supports(g, budget) {
-        add_bias(direct::forward(g, x, w)?, bias)
+    if depthwise_rows4::supports(g, budget) {
+        add_bias(depthwise_rows4::forward(g, x, w, None)?, bias)
+    } else if direct::supports(g, budget) {
+        add_bias(direct::forward(g, x, w, None)?, bias)
     } else if g.is_depthwise() && depthwise::fits_forward(g, budget) {
         add_bias(depthwise::forward(g, x, w)?, bias)
     } else {
@@ -369,7 +374,9 @@ fn forward(g: &Geometry, x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Resul
 
 fn input_grad(g: &Geometry, dy: &Tensor, w: &Tensor) -> Result<Tensor> {
     let budget = dy.device().loop_budget();
-    if direct::supports_input_grad(g, budget) {
+    if depthwise_rows4::supports_input_grad(g, budget) {
+        depthwise_rows4::input_grad(g, dy, w)
+    } else if direct::supports_input_grad(g, budget) {
         direct::input_grad(g, dy, w)
     } else if direct::supports_strided_input_grad(g, budget) {
         direct::strided_input_grad(g, dy, w)
@@ -435,7 +442,10 @@ fn flip_weight(g: &Geometry, w: &Tensor) -> Result<Tensor> {
 }
 
 fn weight_grad(g: &Geometry, x: &Tensor, dy: &Tensor) -> Result<Tensor> {
-    if direct::supports_weight_grad(g, x.device().loop_budget()) {
+    let budget = x.device().loop_budget();
+    if depthwise_rows4::supports(g, budget) {
+        depthwise_rows4::weight_grad(g, x, dy)
+    } else if direct::supports_weight_grad(g, budget) {
         direct::weight_grad(g, x, dy)
     } else if g.is_depthwise() {
         depthwise::weight_grad(g, x, dy)
@@ -476,11 +486,17 @@ pub fn conv2d_batch_norm_eval(
     let g = conv_geometry(op, x.shape(), weight.shape(), p)?;
     let coef = bn.scale_shift(op, x, g.c_out)?;
     let budget = x.device().loop_budget();
-    if direct::supports(&g, budget) {
-        // The direct kernel reads the scale and shift past the weights.
+    let rows4 = depthwise_rows4::supports(&g, budget);
+    if rows4 || direct::supports(&g, budget) {
+        // The direct kernels read the scale and shift past the weights.
         let flat = |t: &Tensor| t.reshape(&[1, t.numel()]);
         let w_coef = concat(&[&flat(weight)?, &flat(&coef)?], 1)?;
-        return direct::forward_scale_shift(&g, x, (&w_coef, weight.numel()), act);
+        let fold = Some((weight.numel(), act));
+        return if rows4 {
+            depthwise_rows4::forward(&g, x, &w_coef, fold)
+        } else {
+            direct::forward(&g, x, &w_coef, fold)
+        };
     }
     if let Some(y) = gemm::forward_scale_shift(&g, x, weight, (&coef, act))? {
         return Ok(y);

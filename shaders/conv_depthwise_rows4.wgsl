@@ -1,0 +1,82 @@
+// requires: depthwise_strips.wgsl
+// requires: fused_act.wgsl
+// Depthwise convolution's forward on vec4 rows (see depthwise_strips.wgsl): one invocation
+// per `row_items` consecutive output rows of the batch's `items` (which share a plane's
+// weights, loaded once), or per range of `seg_len` chunks of one row when a row is longer
+// than the loop budget allows. dst[plane, oh, ow] = Σ src[plane, oh·stride_h - pad_h + ky,
+// ow·STRIDE_W - pad_w + kx] · w[channel, ky, kx].
+//
+// With FLIP the kernel is read flipped: the input gradient of a stride-1 convolution
+// (src = dy, dst = dx, padding k - 1 - p). With SCALE_SHIFT each result ends in
+// fused_act(v · scale + shift), a scale and shift per channel read from `wts` from
+// coef_offset on (an evaluation-mode batch norm folded in).
+
+@group(0) @binding(0) var<storage, read> src: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> wts: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<vec4<f32>>;
+@group(0) @binding(3) var<uniform> p: Params;
+
+override FLIP: bool = false;
+override SCALE_SHIFT: bool = false;
+
+const WG: u32 = 64u;
+
+@compute @workgroup_size(WG)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = group_index(wid, nwg) * WG + lid;
+    if i >= p.total {
+        return;
+    }
+    // Rows r_first.. of the batch's rows: `row_items` whole rows, or one range of chunks of
+    // one row (segments > 1).
+    let r_first = (i / p.segments) * p.row_items;
+    let r_end = min(r_first + p.row_items, p.items);
+    let c0 = (i % p.segments) * p.seg_len;
+    let c1 = min(c0 + p.seg_len, p.w_dst4);
+    let taps = KH * KW;
+    var wt: array<f32, TAPS_MAX>;
+    var scale = 1.0;
+    var shift = 0.0;
+    var loaded = p.channels; // no channel's weights yet
+    for (var r = r_first; r < r_end; r++) {
+        let oh = r % p.h_dst;
+        let plane = r / p.h_dst;
+        let channel = plane % p.channels;
+        // Consecutive rows share their plane's weights: load them when the channel changes.
+        if channel != loaded {
+            loaded = channel;
+            for (var t = 0u; t < taps; t++) {
+                wt[t] = wts[channel * taps + select(t, taps - 1u - t, FLIP)];
+            }
+            if SCALE_SHIFT {
+                scale = wts[p.coef_offset + 2u * channel];
+                shift = wts[p.coef_offset + 2u * channel + 1u];
+            }
+        }
+        let base = plane * p.h_src * p.w_src4;
+        let top = i32(oh * p.stride_h) - i32(p.pad_h);
+        var strips: Strips;
+        load_strips(&strips, base, top, c0);
+        let dst_row = (plane * p.h_dst + oh) * p.w_dst4;
+        for (var c = c0; c < c1; c++) {
+            if c > c0 {
+                slide_strips(&strips, base, top, c);
+            }
+            var acc = vec4<f32>(0.0);
+            for (var ky = 0u; ky < KH; ky++) {
+                for (var kx = 0u; kx < KW; kx++) {
+                    acc += tap_vec(&strips, ky, kx) * wt[ky * KW + kx];
+                }
+            }
+            if SCALE_SHIFT {
+                let v = acc * scale + shift;
+                acc = vec4<f32>(fused_act(v.x), fused_act(v.y), fused_act(v.z), fused_act(v.w));
+            }
+            dst[dst_row + c] = acc;
+        }
+    }
+}

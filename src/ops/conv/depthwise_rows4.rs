@@ -1,0 +1,289 @@
+//! Depthwise convolution on rows of vec4s: the forward, the input gradient and the weight
+//! gradient of a depthwise convolution (one input and one output channel per group,
+//! dilation 1, column stride 1 or 2) whose planes are a multiple of 4 wide — MobileNet's,
+//! EfficientNet's and ShuffleNet's at most sizes. Kernels: `shaders/depthwise_strips.wgsl`,
+//! `shaders/conv_depthwise_rows4.wgsl`, `shaders/conv_depthwise_rows4_grad.wgsl`.
+//!
+//! The same sliding window as `direct.rs`, over chunks of 4 columns: per 4 outputs, one
+//! vec4 load per kernel row and column stride, and one vec4 store. On lavapipe, whose
+//! loads and stores each loop over the lanes, MobileNetV2-CIFAR's depthwise forwards and
+//! input gradients took 342 ms of a step instead of 452, its weight gradients 228 instead
+//! of 351 (docs/performance.md). Shapes it does not take go to `direct.rs`.
+
+use super::Geometry;
+use crate::error::Result;
+use crate::gpu::{Grid, Kernel, kernel};
+use crate::ops::norm::BnAct;
+use crate::ops::reduce::{Reduction, reduce_with};
+use crate::ops::segments::{Segments, items_within};
+use crate::tensor::Tensor;
+
+const FORWARD: Kernel = kernel!("conv_depthwise_rows4.wgsl");
+const WEIGHT_GRAD: Kernel = kernel!("conv_depthwise_rows4_grad.wgsl");
+/// Invocations per workgroup of the forward (`WG`) and the weight gradient (`REDUCE_WG`).
+const FORWARD_WG: u64 = 64;
+const GRAD_WG: u64 = 64;
+/// Register budgets of the WGSL (`KH_MAX`, `TAPS_MAX`).
+const KH_MAX: usize = 7;
+const TAPS_MAX: usize = 49;
+
+/// A stride-(sh, sw) correlation of `src` planes with a `kh × kw` kernel: what one launch
+/// of the forward kernel computes, widths in floats.
+#[derive(Clone, Copy, Debug)]
+struct Slide {
+    kh: usize,
+    kw: usize,
+    src: (usize, usize),
+    dst: (usize, usize),
+    stride: (usize, usize),
+    pad: (usize, usize),
+}
+
+impl Slide {
+    /// Whether the strips reach every tap (see `depthwise_strips.wgsl`) and the rows are
+    /// whole chunks.
+    fn fits(&self) -> bool {
+        let (sw, pw) = (self.stride.1, self.pad.1);
+        self.kh <= KH_MAX
+            && self.kh * self.kw <= TAPS_MAX
+            && (sw == 1 || sw == 2)
+            && self.src.1.is_multiple_of(4)
+            && self.dst.1.is_multiple_of(4)
+            && self.src.1 > 0
+            && self.dst.1 > 0
+            && pw <= 4
+            && self.kw <= pw + sw + 4
+    }
+
+    /// Loop iterations as lavapipe counts them, each loop in full: `(fixed, per chunk)`.
+    fn loop_cost(&self) -> (u64, u64) {
+        let (kh, kw, sw) = (self.kh as u64, self.kw as u64, self.stride.1 as u64);
+        let taps = kh * kw;
+        let strips = kh * (sw + 3);
+        (2 * taps + strips + 16, 2 + strips + kh * (1 + 5 * kw))
+    }
+
+    fn overrides(&self) -> Vec<(&'static str, f64)> {
+        vec![
+            ("KH", self.kh as f64),
+            ("KW", self.kw as f64),
+            ("STRIDE_W", self.stride.1 as f64),
+            ("PAD_W", self.pad.1 as f64),
+        ]
+    }
+
+    /// The Params words (`depthwise_strips.wgsl`), the last five for the weight gradient
+    /// and the folded batch norm.
+    fn words(
+        &self,
+        channels: usize,
+        total: usize,
+        segments: Segments,
+        rest: [usize; 4],
+    ) -> Vec<u32> {
+        [
+            total,
+            channels,
+            self.src.0,
+            self.src.1 / 4,
+            self.dst.0,
+            self.dst.1 / 4,
+            self.stride.0,
+            self.pad.0,
+            segments.count,
+            segments.len,
+            rest[0],
+            rest[1],
+            rest[2],
+            rest[3],
+        ]
+        .iter()
+        .map(|&v| v as u32)
+        .collect()
+    }
+}
+
+fn is_plain_depthwise(g: &Geometry) -> bool {
+    g.is_depthwise() && g.c_out == g.c_in && g.p.dilation == (1, 1)
+}
+
+/// The forward's slide.
+fn forward_slide(g: &Geometry) -> Slide {
+    Slide {
+        kh: g.kh,
+        kw: g.kw,
+        src: (g.h, g.w),
+        dst: (g.ho, g.wo),
+        stride: g.p.stride,
+        pad: g.p.padding,
+    }
+}
+
+/// The input gradient's slide: the flipped kernel over `dy`, spread out to stride 1
+/// (its rows padded with zeros to whole chunks) when the convolution is strided.
+fn input_grad_slide(g: &Geometry) -> Option<Slide> {
+    let (sh, sw) = g.p.stride;
+    let (hu, wu) = (
+        (g.ho - 1) * sh + 1,
+        ((g.wo - 1) * sw + 1).next_multiple_of(4),
+    );
+    (g.p.padding.0 < g.kh && g.p.padding.1 < g.kw).then(|| Slide {
+        kh: g.kh,
+        kw: g.kw,
+        src: (hu, wu),
+        dst: (g.h, g.w),
+        stride: (1, 1),
+        pad: (g.kh - 1 - g.p.padding.0, g.kw - 1 - g.p.padding.1),
+    })
+}
+
+fn within_budget(slide: &Slide, budget: u64) -> bool {
+    let (fixed, per_chunk) = slide.loop_cost();
+    items_within(budget, fixed, per_chunk).is_some()
+}
+
+/// Whether these kernels take the forward (and the weight gradient, whose loops are the
+/// forward's plus a fixed reduction).
+pub(super) fn supports(g: &Geometry, budget: u64) -> bool {
+    let slide = forward_slide(g);
+    is_plain_depthwise(g) && slide.fits() && within_budget(&slide, budget) && {
+        let (fixed, per_item, per_chunk) = weight_grad_cost(&slide);
+        items_within(budget, fixed + per_item, per_chunk).is_some()
+    }
+}
+
+/// Whether they take the input gradient.
+pub(super) fn supports_input_grad(g: &Geometry, budget: u64) -> bool {
+    is_plain_depthwise(g)
+        && input_grad_slide(g).is_some_and(|s| s.fits() && within_budget(&s, budget))
+}
+
+/// Invocations the forward aims for at least, so a GPU has work for all its cores; past
+/// that, an invocation takes several rows and loads its weights once for them.
+const FORWARD_INVOCATIONS: usize = 16_384;
+
+/// One launch of the forward kernel over `src` into `dst`.
+fn slide_rows(
+    slide: &Slide,
+    channels: usize,
+    (src, weight, dst): (&Tensor, &Tensor, &Tensor),
+    (flip, scale_shift): (bool, Option<(usize, BnAct)>),
+) -> Result<()> {
+    let rows = src.shape()[0] * channels * slide.dst.0;
+    let (fixed, per_chunk) = slide.loop_cost();
+    let budget = src.device().loop_budget();
+    let chunks = slide.dst.1 / 4;
+    let max_chunks = items_within(budget, fixed, per_chunk).unwrap_or(1);
+    let segments = Segments::split(chunks, max_chunks);
+    // Several rows per invocation only when whole rows fit, each row paying the fixed
+    // cost again (weights and strips).
+    let row_cost = fixed + chunks as u64 * per_chunk;
+    let rows_per = if segments.count == 1 {
+        items_within(budget, 0, row_cost)
+            .unwrap_or(1)
+            .min(rows.div_ceil(FORWARD_INVOCATIONS))
+            .max(1)
+    } else {
+        1
+    };
+    let total = rows.div_ceil(rows_per) * segments.count;
+    let trips = rows_per as u64 * (fixed + segments.len as u64 * per_chunk);
+    let mut overrides = slide.overrides();
+    overrides.push(("FLIP", f64::from(u8::from(flip))));
+    let mut coef_offset = 0;
+    if let Some((offset, act)) = scale_shift {
+        overrides.extend([("SCALE_SHIFT", 1.0), ("ACT", act.code())]);
+        coef_offset = offset;
+    }
+    src.device().dispatch(
+        &FORWARD,
+        "main",
+        &overrides,
+        &[src.buffer(), weight.buffer(), dst.buffer()],
+        &slide.words(channels, total, segments, [0, rows_per, rows, coef_offset]),
+        Grid::for_items(total as u64, FORWARD_WG).trips(trips),
+    )
+}
+
+/// The forward. With `fold = Some((offset, act))` each result ends in
+/// `act(v · scale + shift)` per channel, `w` holding the weights, then from `offset` a
+/// scale and shift per channel.
+pub(super) fn forward(
+    g: &Geometry,
+    x: &Tensor,
+    w: &Tensor,
+    fold: Option<(usize, BnAct)>,
+) -> Result<Tensor> {
+    let y = x.uninit_like(&g.output_shape())?;
+    slide_rows(&forward_slide(g), g.c_in, (x, w, &y), (false, fold))?;
+    Ok(y)
+}
+
+/// The input gradient: the flipped kernel slid over `dy`, spread out first when the
+/// convolution is strided (zeros between its pixels and up to whole chunks).
+pub(super) fn input_grad(g: &Geometry, dy: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let slide = input_grad_slide(g).expect("checked by supports_input_grad");
+    let spread;
+    let src = if g.p.stride == (1, 1) && slide.src.1 == g.wo {
+        dy
+    } else {
+        spread = super::direct::spread(g, dy, slide.src)?;
+        &spread
+    };
+    let dx = dy.uninit_like(&g.input_shape())?;
+    slide_rows(&slide, g.c_in, (src, w, &dx), (true, None))?;
+    Ok(dx)
+}
+
+/// Loop iterations of the weight gradient: `(fixed, per item, per chunk)` — the final
+/// reduction of each tap (a tree of 6 halvings), the strips' load per item (a row
+/// piece), the products and the slide per chunk.
+fn weight_grad_cost(slide: &Slide) -> (u64, u64, u64) {
+    let taps = (slide.kh * slide.kw) as u64;
+    let (fixed, per_chunk) = slide.loop_cost();
+    (8 * taps + 16, fixed, per_chunk)
+}
+
+/// Most items (row pieces) one workgroup takes: several per lane, so the final reduction
+/// is amortized, but spread over many workgroups when the batch is large.
+const WEIGHT_GRAD_ITEMS: usize = 16 * GRAD_WG as usize;
+
+/// The weight gradient: workgroups per (channel, segment of row pieces), whose partial
+/// sums a reduction adds up when a channel has several.
+pub(super) fn weight_grad(g: &Geometry, x: &Tensor, dy: &Tensor) -> Result<Tensor> {
+    let slide = forward_slide(g);
+    let taps = g.kh * g.kw;
+    let (fixed, per_item, per_chunk) = weight_grad_cost(&slide);
+    let budget = x.device().loop_budget();
+    let row_chunks = g.wo / 4;
+    let chunk_len = items_within(budget, fixed + per_item, per_chunk)
+        .unwrap_or(1)
+        .min(row_chunks);
+    let pieces = Segments::split(row_chunks, chunk_len);
+    let item_cost = per_item + pieces.len as u64 * per_chunk;
+    let per_lane = items_within(budget, fixed, item_cost).unwrap_or(1);
+    let items = g.n * g.ho * pieces.count;
+    let segments = Segments::split(items, (per_lane * GRAD_WG as usize).min(WEIGHT_GRAD_ITEMS));
+    let total = g.c_out * segments.count;
+    let partial = x.uninit_like(&[g.c_out, segments.count, taps])?;
+    x.device().dispatch(
+        &WEIGHT_GRAD,
+        "main",
+        &slide.overrides(),
+        &[x.buffer(), dy.buffer(), partial.buffer()],
+        &slide.words(
+            g.c_in,
+            total,
+            segments,
+            [pieces.len, pieces.count, items, 0],
+        ),
+        Grid::Linear(total as u64)
+            .trips(fixed + segments.len.div_ceil(GRAD_WG as usize) as u64 * item_cost),
+    )?;
+    let dw = if segments.count == 1 {
+        partial
+    } else {
+        reduce_with(&partial, &[1], false, Reduction::Sum, None, 1.0)?
+    };
+    dw.reshape(&g.weight_shape())
+}
