@@ -452,7 +452,8 @@ fn strided_depthwise_input_gradients() {
 }
 
 /// Depthwise convolutions on planes a multiple of 4 wide, which run on rows of vec4s:
-/// column strides 1 and 2, row strides 1 to 3, kernels from 1×1 to 7×7 and 5×1, padding
+/// column strides 1 and 2 (whose input gradient gathers from dy in pairs of chunks, an
+/// odd count included), row strides 1 to 3, kernels from 1×1 to 7×7 and 5×1, padding
 /// from 0 to the strips' edge (4 columns), long rows of few chunks and short ones of
 /// one; and input gradients whose dy is not whole chunks wide (spread out to them).
 #[test]
@@ -471,6 +472,10 @@ fn depthwise_rows_of_vec4s() {
         (1, 5, (4, 4), (1, 1), (1, 1), (0, 0)),
         (1, 2, (6, 8), (1, 5), (1, 1), (0, 4)),
         (1, 2, (3, 4), (3, 3), (1, 1), (1, 1)),
+        (1, 2, (6, 12), (3, 7), (1, 2), (1, 1)), // 3 dx chunks: the last pair half
+        (2, 2, (7, 16), (3, 3), (3, 2), (1, 1)),
+        (1, 3, (4, 8), (1, 1), (2, 2), (0, 0)),
+        (1, 2, (6, 16), (3, 4), (2, 2), (1, 1)),
         (1, 2, (6, 8), (3, 3), (1, 1), (0, 0)), // dy 6 wide: spread to 8
         (1, 2, (5, 12), (3, 3), (2, 1), (0, 0)), // dy 10 wide: spread to 12
     ] {
@@ -885,6 +890,13 @@ mod past_the_loop_cap {
             &mut rng,
             Form::Depthwise,
             geo3x3([1, 2, 3, 70_000], 2, 2, 1, 1),
+            (0, 0),
+        );
+        // Stride 2: the input gradient gathers pairs of chunks from dy, rows cut in ranges.
+        check_geo(
+            &mut rng,
+            Form::Depthwise,
+            geo_same([1, 2, 4, 70_000], 2, 2, 3, 2, 1),
             (0, 0),
         );
         // Dilated: the generic depthwise kernels.

@@ -20,6 +20,7 @@ use crate::tensor::Tensor;
 
 const FORWARD: Kernel = kernel!("conv_depthwise_rows4.wgsl");
 const WEIGHT_GRAD: Kernel = kernel!("conv_depthwise_rows4_grad.wgsl");
+const GATHER: Kernel = kernel!("conv_depthwise_rows4_grad_input.wgsl");
 /// Invocations per workgroup of the forward (`WG`) and the weight gradient (`REDUCE_WG`).
 const FORWARD_WG: u64 = 64;
 const GRAD_WG: u64 = 64;
@@ -53,6 +54,30 @@ impl Slide {
             && self.dst.1 > 0
             && pw <= 4
             && self.kw <= pw + sw + 4
+    }
+
+    /// Whether the column-stride-2 input gradient's strips (`dy` chunks m - 1..=m + 1 for
+    /// dx chunks 2m and 2m + 1: `conv_depthwise_rows4_grad_input.wgsl`) reach every tap.
+    /// `self` is the convolution's forward slide.
+    fn gather_fits(&self) -> bool {
+        let pw = self.pad.1;
+        self.kh <= KH_MAX
+            && self.kh * self.kw <= TAPS_MAX
+            && self.stride.1 == 2
+            && self.src.1.is_multiple_of(4)
+            && self.dst.1.is_multiple_of(4)
+            && self.src.1 > 0
+            && self.dst.1 > 0
+            && pw <= 4
+            && self.kw <= pw + 9
+    }
+
+    /// The gather's loop iterations: `(fixed, per pair of chunks)`.
+    fn gather_cost(&self) -> (u64, u64) {
+        let (kh, kw) = (self.kh as u64, self.kw as u64);
+        let taps = kh * kw;
+        let per_chunk = 1 + kh * (1 + kw * 5);
+        (2 * taps + 5 * kh + 16, 2 + 2 * kh + 2 * per_chunk)
     }
 
     /// Loop iterations as lavapipe counts them, each loop in full: `(fixed, per chunk)`.
@@ -152,10 +177,18 @@ pub(super) fn supports(g: &Geometry, budget: u64) -> bool {
     }
 }
 
+/// Whether the input gradient is gathered straight from dy (column stride 2).
+fn gathers_input_grad(g: &Geometry, budget: u64) -> bool {
+    let slide = forward_slide(g);
+    let (fixed, per_pair) = slide.gather_cost();
+    is_plain_depthwise(g) && slide.gather_fits() && items_within(budget, fixed, per_pair).is_some()
+}
+
 /// Whether they take the input gradient.
 pub(super) fn supports_input_grad(g: &Geometry, budget: u64) -> bool {
-    is_plain_depthwise(g)
-        && input_grad_slide(g).is_some_and(|s| s.fits() && within_budget(&s, budget))
+    gathers_input_grad(g, budget)
+        || is_plain_depthwise(g)
+            && input_grad_slide(g).is_some_and(|s| s.fits() && within_budget(&s, budget))
 }
 
 /// Invocations the forward aims for at least, so a GPU has work for all its cores; past
@@ -166,18 +199,45 @@ const FORWARD_INVOCATIONS: usize = 16_384;
 fn slide_rows(
     slide: &Slide,
     channels: usize,
-    (src, weight, dst): (&Tensor, &Tensor, &Tensor),
+    tensors: (&Tensor, &Tensor, &Tensor),
     (flip, scale_shift): (bool, Option<(usize, BnAct)>),
 ) -> Result<()> {
+    let mut overrides = slide.overrides();
+    overrides.push(("FLIP", f64::from(u8::from(flip))));
+    let mut coef_offset = 0;
+    if let Some((offset, act)) = scale_shift {
+        overrides.extend([("SCALE_SHIFT", 1.0), ("ACT", act.code())]);
+        coef_offset = offset;
+    }
+    let steps = (slide.dst.1 / 4, slide.loop_cost());
+    launch_rows(
+        (&FORWARD, overrides),
+        slide,
+        channels,
+        tensors,
+        steps,
+        coef_offset,
+    )
+}
+
+/// One launch of a kernel that walks destination rows in `steps.0` steps each (chunks,
+/// or pairs of them), `steps.1` being its loop cost `(fixed, per step)`: one invocation
+/// per few whole rows, or per range of steps of one long row.
+fn launch_rows(
+    (kernel, overrides): (&Kernel, Vec<(&'static str, f64)>),
+    slide: &Slide,
+    channels: usize,
+    (src, weight, dst): (&Tensor, &Tensor, &Tensor),
+    (steps, (fixed, per_step)): (usize, (u64, u64)),
+    coef_offset: usize,
+) -> Result<()> {
     let rows = src.shape()[0] * channels * slide.dst.0;
-    let (fixed, per_chunk) = slide.loop_cost();
     let budget = src.device().loop_budget();
-    let chunks = slide.dst.1 / 4;
-    let max_chunks = items_within(budget, fixed, per_chunk).unwrap_or(1);
-    let segments = Segments::split(chunks, max_chunks);
+    let max_steps = items_within(budget, fixed, per_step).unwrap_or(1);
+    let segments = Segments::split(steps, max_steps);
     // Several rows per invocation only when whole rows fit, each row paying the fixed
     // cost again (weights and strips).
-    let row_cost = fixed + chunks as u64 * per_chunk;
+    let row_cost = fixed + steps as u64 * per_step;
     let rows_per = if segments.count == 1 {
         items_within(budget, 0, row_cost)
             .unwrap_or(1)
@@ -187,16 +247,9 @@ fn slide_rows(
         1
     };
     let total = rows.div_ceil(rows_per) * segments.count;
-    let trips = rows_per as u64 * (fixed + segments.len as u64 * per_chunk);
-    let mut overrides = slide.overrides();
-    overrides.push(("FLIP", f64::from(u8::from(flip))));
-    let mut coef_offset = 0;
-    if let Some((offset, act)) = scale_shift {
-        overrides.extend([("SCALE_SHIFT", 1.0), ("ACT", act.code())]);
-        coef_offset = offset;
-    }
+    let trips = rows_per as u64 * (fixed + segments.len as u64 * per_step);
     src.device().dispatch(
-        &FORWARD,
+        kernel,
         "main",
         &overrides,
         &[src.buffer(), weight.buffer(), dst.buffer()],
@@ -219,9 +272,25 @@ pub(super) fn forward(
     Ok(y)
 }
 
-/// The input gradient: the flipped kernel slid over `dy`, spread out first when the
-/// convolution is strided (zeros between its pixels and up to whole chunks).
+/// The input gradient: gathered straight from `dy` at column stride 2; else the flipped
+/// kernel slid over `dy`, spread out first when the convolution is strided (zeros
+/// between its pixels and up to whole chunks).
 pub(super) fn input_grad(g: &Geometry, dy: &Tensor, w: &Tensor) -> Result<Tensor> {
+    if gathers_input_grad(g, dy.device().loop_budget()) {
+        // The kernel's source is dy, its destination dx: the forward's shapes swapped.
+        let forward = forward_slide(g);
+        let slide = Slide {
+            src: forward.dst,
+            dst: forward.src,
+            ..forward
+        };
+        let dx = dy.uninit_like(&g.input_shape())?;
+        let pairs = (g.w / 4).div_ceil(2);
+        let steps = (pairs, forward.gather_cost());
+        let kernel = (&GATHER, forward.overrides());
+        launch_rows(kernel, &slide, g.c_in, (dy, w, &dx), steps, 0)?;
+        return Ok(dx);
+    }
     let slide = input_grad_slide(g).expect("checked by supports_input_grad");
     let spread;
     let src = if g.p.stride == (1, 1) && slide.src.1 == g.wo {
