@@ -6,7 +6,7 @@ CARGO ?= cargo
 # Mesa's Vulkan loader warns when this is unset; any private directory will do.
 export XDG_RUNTIME_DIR ?= /tmp/liandan-runtime-$(shell id -u)
 
-.PHONY: train test doctor bench bench-train gpu-check lint vulkan
+.PHONY: train test doctor bench bench-train gpu-check lint vulkan mpi train-dist test-dist
 
 vulkan:
 	@mkdir -p -m 700 $(XDG_RUNTIME_DIR)
@@ -36,6 +36,24 @@ bench-train: vulkan
 # Everything to run on a machine with a GPU, into gpu-check-results.txt (see the script).
 gpu-check: vulkan
 	bash scripts/gpu-check.sh $(GPU_CHECK_ARGS)
+
+# Data-parallel training over Open MPI (installed when missing: scripts/ensure-mpi.sh).
+# `make train-dist` is a 2-rank smoke run on a CIFAR-10 subset (docs/distributed.md);
+# `make test-dist` the MPI tests. The threaded ranks' tests are in `make test`.
+MPIRUN ?= mpirun --oversubscribe $(if $(filter 0,$(shell id -u)),--allow-run-as-root,)
+DIST_RANKS ?= 2
+DIST_ARGS ?= --limit-train 2000 --limit-test 1000 --epochs 2 --batch-size 64 --lr 0.03 --out runs/dist
+
+mpi:
+	@bash scripts/ensure-mpi.sh
+
+train-dist: vulkan mpi
+	$(CARGO) build --release --features mpi --example train_cifar
+	$(MPIRUN) -np $(DIST_RANKS) target/release/examples/train_cifar --distributed $(DIST_ARGS)
+
+test-dist: vulkan mpi
+	$(CARGO) build --release --features mpi --example dist_check
+	bash scripts/test-dist.sh
 
 lint:
 	$(CARGO) fmt --check

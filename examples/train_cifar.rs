@@ -21,13 +21,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 use liandan::data::cifar10::{self, Cifar10};
 use liandan::data::download::download_cifar10;
 use liandan::data::loader::{Augment, Loader};
+use liandan::dist::{Communicator, GradientBuckets, local_group};
 use liandan::models::zoo::{self, ZooOptions};
 use liandan::models::{MobileNetV2, MobileNetV2Config};
 use liandan::nn::{self, Module, ParamStore};
 use liandan::optim::sgd::{Sgd, SgdConfig};
 use liandan::report::metrics::{EpochRow, MetricsLog};
 use liandan::train::{TrainConfig, Trainer, Tta};
-use liandan::{Device, Error, Result};
+use liandan::{Device, DeviceBuilder, Error, Result};
 
 /// Train a zoo model (its CIFAR variant) on CIFAR-10.
 #[derive(Parser, Debug, Clone)]
@@ -88,6 +89,17 @@ struct Args {
     /// Directory for metrics.csv, curves.png and the checkpoint (default: runs/MODEL)
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Data-parallel over N ranks in this process, one thread and one device each
+    /// (docs/distributed.md); --batch-size is the global batch, divided among them
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    local_devices: u32,
+    /// Seconds a rank waits for the others in a collective before it fails, naming them
+    #[arg(long, default_value_t = 300)]
+    dist_timeout: u64,
+    /// Data-parallel over the processes `mpirun` launched, one rank each (a build with
+    /// `--features mpi`: `make train-dist`); --batch-size is the global batch
+    #[arg(long)]
+    distributed: bool,
 }
 
 /// The model named `args.model`, its CIFAR variant with 10 classes.
@@ -145,10 +157,14 @@ fn find_or_download(args: &Args) -> Result<PathBuf> {
     }
 }
 
-/// A progress bar of `len` steps, or a hidden one when stderr is not a terminal (logs
-/// get a plain line every 10% instead).
-fn progress_bar(len: usize, prefix: String) -> ProgressBar {
-    let bar = ProgressBar::new(len as u64);
+/// A progress bar of `len` steps, hidden unless `shown` (rank 0 of a data-parallel run)
+/// or when stderr is not a terminal (logs get a plain line every 10% instead).
+fn progress_bar(shown: bool, len: usize, prefix: String) -> ProgressBar {
+    let bar = if shown {
+        ProgressBar::new(len as u64)
+    } else {
+        ProgressBar::hidden()
+    };
     // Fits 80 columns; the message carries the rates and, once known, the ETA.
     bar.set_style(
         ProgressStyle::with_template("{prefix:>11} [{bar:16}] {pos}/{len} {msg}")
@@ -173,7 +189,99 @@ fn eta(done: usize, total: usize, elapsed: std::time::Duration) -> String {
     }
 }
 
-fn run(args: Args) -> Result<f64> {
+/// The run: on one device, on `--local-devices` ranks in this process, or as one rank of
+/// an MPI job (`--distributed`). Rank 0's test accuracy; `None` on the other ranks.
+fn run(args: Args) -> Result<Option<f64>> {
+    let ranks = args.local_devices as usize;
+    if args.distributed {
+        if ranks > 1 {
+            return Err(Error::InvalidArgument(
+                "--distributed (ranks from mpirun) and --local-devices (ranks as threads) \
+                 do not go together"
+                    .into(),
+            ));
+        }
+        return run_mpi(args);
+    }
+    if ranks == 1 {
+        return run_rank(args, None);
+    }
+    if !(args.batch_size as usize).is_multiple_of(ranks) {
+        return Err(Error::InvalidArgument(format!(
+            "--batch-size {} does not divide among --local-devices {ranks}",
+            args.batch_size
+        )));
+    }
+    // Found (or downloaded) once, not by every rank at the same time.
+    let mut args = args;
+    args.data = Some(find_or_download(&args)?);
+    let timeout = std::time::Duration::from_secs(args.dist_timeout);
+    let mut comms = local_group(ranks, timeout)?.into_iter();
+    let lead = comms.next().expect("rank 0");
+    let others: Vec<_> = comms
+        .map(|comm| {
+            let args = args.clone();
+            std::thread::spawn(move || run_rank(args, Some(Box::new(comm))))
+        })
+        .collect();
+    let result = run_rank(args, Some(Box::new(lead)));
+    // Rank 0's own error first; else the first other rank's.
+    let mut first_err = result.as_ref().err().cloned();
+    for (i, t) in others.into_iter().enumerate() {
+        let outcome = t
+            .join()
+            .unwrap_or_else(|_| Err(Error::Distributed(format!("rank {} panicked", i + 1))));
+        if let (None, Err(e)) = (&first_err, outcome) {
+            first_err = Some(e);
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => result,
+    }
+}
+
+/// This rank's number among the ranks on its machine: Open MPI's (or MPICH's) local rank
+/// for an MPI job, else the rank itself (threads of this process).
+fn local_rank(rank: usize) -> usize {
+    ["OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID"]
+        .iter()
+        .find_map(|key| std::env::var(key).ok()?.parse().ok())
+        .unwrap_or(rank)
+}
+
+/// This process as one rank of the MPI job `mpirun` started.
+#[cfg(feature = "mpi")]
+fn run_mpi(args: Args) -> Result<Option<f64>> {
+    let comm = liandan::dist::MpiComm::init()?;
+    if !(args.batch_size as usize).is_multiple_of(comm.size()) {
+        return Err(Error::InvalidArgument(format!(
+            "--batch-size {} does not divide among the job's {} ranks",
+            args.batch_size,
+            comm.size()
+        )));
+    }
+    run_rank(args, Some(Box::new(comm)))
+}
+
+#[cfg(not(feature = "mpi"))]
+fn run_mpi(_: Args) -> Result<Option<f64>> {
+    Err(Error::InvalidArgument(
+        "--distributed needs a build with MPI: cargo build --release --features mpi \
+         --example train_cifar, then mpirun -np N target/release/examples/train_cifar \
+         --distributed (make train-dist does both)"
+            .into(),
+    ))
+}
+
+/// One rank's run (the whole run without `comm`): rank 0 alone prints, shows progress,
+/// and writes metrics, plots and checkpoints. Rank 0's test accuracy, `None` elsewhere.
+fn run_rank(args: Args, comm: Option<Box<dyn Communicator>>) -> Result<Option<f64>> {
+    let (rank, ranks) = comm.as_ref().map_or((0, 1), |c| (c.rank(), c.size()));
+    let lead = rank == 0;
+    macro_rules! say {
+        ($($arg:tt)*) => { if lead { println!($($arg)*); } };
+    }
     let dir = find_or_download(&args)?;
     let mut train_set = Cifar10::load_train(&dir)?;
     let mut test_set = Cifar10::load_test(&dir)?;
@@ -183,37 +291,49 @@ fn run(args: Args) -> Result<f64> {
     if let Some(n) = args.limit_test {
         test_set = test_set.limit(n);
     }
-    let device = Device::new()?;
+    // Ranks on one machine each take their own adapter where it has several.
+    let device = DeviceBuilder::from_env()?
+        .local_rank(local_rank(rank))
+        .build()?;
     let s = device.summary().clone();
-    println!("adapter: {} ({}, {})", s.name, s.backend, s.device_type);
-    println!(
+    say!("adapter: {} ({}, {})", s.name, s.backend, s.device_type);
+    say!(
         "data: {} ({} train, {} test images)",
         dir.display(),
         train_set.len(),
         test_set.len()
     );
+    if ranks > 1 {
+        say!(
+            "data-parallel over {ranks} ranks (a device each), {} images per rank \
+             and step",
+            args.batch_size as usize / ranks
+        );
+    }
     let batch_size = args.batch_size as usize;
     let train = Loader::new(
         Arc::new(train_set),
-        batch_size,
+        batch_size / ranks,
         true,
         Some(Augment::standard()),
         args.seed,
         true,
-    )?;
+    )?
+    .sharded(rank, ranks)?;
     let test = Loader::new(
         Arc::new(test_set),
-        batch_size,
+        batch_size / ranks,
         false,
         None,
         args.seed,
         false,
-    )?;
+    )?
+    .sharded(rank, ranks)?;
     let steps_per_epoch = train.batches_per_epoch();
 
     let tta = Tta::parse(&args.tta)?;
     let (model, store) = build_model(&args, &device)?;
-    println!(
+    say!(
         "model: {} (CIFAR strides), {} parameters",
         args.model,
         store.num_parameters()
@@ -232,13 +352,18 @@ fn run(args: Args) -> Result<f64> {
         seed: args.seed,
     };
     let mut trainer = Trainer::new(model, store, Box::new(sgd), train_config)?;
+    if let Some(comm) = comm {
+        trainer.distribute(comm, GradientBuckets::default())?;
+    }
 
     let out = args
         .out
         .clone()
         .unwrap_or_else(|| Path::new("runs").join(&args.model));
-    std::fs::create_dir_all(&out)
-        .map_err(|e| Error::InvalidArgument(format!("creating {}: {e}", out.display())))?;
+    if lead {
+        std::fs::create_dir_all(&out)
+            .map_err(|e| Error::InvalidArgument(format!("creating {}: {e}", out.display())))?;
+    }
     let checkpoint = args
         .checkpoint
         .clone()
@@ -259,8 +384,10 @@ fn run(args: Args) -> Result<f64> {
                 args.model
             )));
         }
-        metrics = MetricsLog::resume(&out, trainer.epoch())?;
-        println!(
+        if lead {
+            metrics = MetricsLog::resume(&out, trainer.epoch())?;
+        }
+        say!(
             "resumed from {} after epoch {} (step {})",
             path.display(),
             trainer.epoch(),
@@ -277,7 +404,7 @@ fn run(args: Args) -> Result<f64> {
         ];
         for (key, value) in now {
             if let Some(then) = saved.get(key).filter(|then| **then != value) {
-                println!(
+                say!(
                     "note: {key} was {then} in the saved run and is {value} now, so this run \
                      does not continue it exactly"
                 );
@@ -285,12 +412,16 @@ fn run(args: Args) -> Result<f64> {
         }
     }
 
-    let plain_progress = !std::io::stderr().is_terminal();
+    let plain_progress = lead && !std::io::stderr().is_terminal();
     let mut test_accuracy = metrics.rows().last().map_or(0.0, |r| r.test.1);
     let first_step_allocations = device.pool_stats().allocations;
     while trainer.epoch() < args.epochs {
         let epoch = trainer.epoch() + 1;
-        let bar = progress_bar(steps_per_epoch, format!("train {epoch}/{}", args.epochs));
+        let bar = progress_bar(
+            lead,
+            steps_per_epoch,
+            format!("train {epoch}/{}", args.epochs),
+        );
         let start = Instant::now();
         let mut loop_start = None;
         let mut last_lr = args.lr;
@@ -299,7 +430,7 @@ fn run(args: Args) -> Result<f64> {
             if loop_start.is_none() {
                 loop_start = Some(device.pool_stats().allocations);
                 if s.is_software && epoch == 1 {
-                    let rate = r.tally.seen() as f64 / start.elapsed().as_secs_f64();
+                    let rate = (r.tally.seen() * ranks) as f64 / start.elapsed().as_secs_f64();
                     bar.println(format!(
                         "note: {} is a software adapter; the first step ran at {rate:.1} \
                          images/s (pipelines compiling), so an epoch takes roughly {:.0} s or \
@@ -309,7 +440,7 @@ fn run(args: Args) -> Result<f64> {
                     ));
                 }
             }
-            let rate = r.tally.seen() as f64 / start.elapsed().as_secs_f64();
+            let rate = (r.tally.seen() * ranks) as f64 / start.elapsed().as_secs_f64();
             let message = format!(
                 "loss {:.3} acc {:.3} {rate:.1} im/s {}",
                 r.tally.mean_loss(),
@@ -335,6 +466,7 @@ fn run(args: Args) -> Result<f64> {
         let train_rate = tally.seen() as f64 / start.elapsed().as_secs_f64();
         let eval_start = Instant::now();
         let eval_bar = progress_bar(
+            lead,
             test.batches_per_epoch(),
             format!("test {epoch}/{}", args.epochs),
         );
@@ -350,13 +482,13 @@ fn run(args: Args) -> Result<f64> {
         test_accuracy = test_tally.accuracy();
         if tta != Tta::None {
             let tta_tally = trainer.evaluate_tta(&test, tta, |_| {})?;
-            println!(
+            say!(
                 "epoch {epoch}: test acc {:.4} with {} test-time augmentation, {test_accuracy:.4} without",
                 tta_tally.accuracy(),
                 args.tta
             );
         }
-        println!(
+        say!(
             "epoch {epoch}: train loss {:.4} acc {:.4} | test loss {:.4} acc {:.4} | \
              {train_rate:.1} img/s train, {eval_rate:.1} img/s eval",
             tally.mean_loss(),
@@ -365,7 +497,13 @@ fn run(args: Args) -> Result<f64> {
             test_accuracy,
         );
         if args.verbose {
-            println!("  buffers the training steps allocated after step 1: {step_allocations}");
+            say!("  buffers the training steps allocated after step 1: {step_allocations}");
+            if ranks > 1 {
+                say!(
+                    "  averaging gradients so far: {:.1} s on rank 0",
+                    trainer.gradient_sync_seconds()
+                );
+            }
         }
         metrics.push(EpochRow {
             epoch,
@@ -375,17 +513,21 @@ fn run(args: Args) -> Result<f64> {
             train_images_per_s: train_rate,
             eval_images_per_s: eval_rate,
         });
-        metrics.write(&out)?;
-        trainer.save(&checkpoint, &run_meta)?;
+        if lead {
+            metrics.write(&out)?;
+            trainer.save(&checkpoint, &run_meta)?;
+        }
     }
-    Ok(test_accuracy)
+    Ok(lead.then_some(test_accuracy))
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     match run(args) {
         Ok(accuracy) => {
-            println!("test_accuracy={accuracy:.4}");
+            if let Some(accuracy) = accuracy {
+                println!("test_accuracy={accuracy:.4}");
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -475,14 +617,19 @@ mod tests {
     }
 
     /// Training one epoch, then resuming for a second, gives the checkpoint two straight
-    /// epochs give, bit for bit; `metrics.csv` keeps the first epoch's row.
+    /// epochs give, bit for bit; `metrics.csv` keeps the first epoch's row. Also with two
+    /// data-parallel ranks.
     #[test]
     fn a_resumed_run_equals_the_uninterrupted_one() {
         let data = SyntheticData::new(4);
         let (straight, split) = (data.0.join("straight"), data.0.join("split"));
         // The literal sequence (constant learning rate), and a cosine schedule spanning
-        // the whole run while the first part stops after one epoch.
-        for schedule in [&["--schedule", "constant"][..], &["--schedule-epochs", "2"]] {
+        // the whole run while the first part stops after one epoch; on 2 ranks too.
+        for schedule in [
+            &["--schedule", "constant"][..],
+            &["--schedule-epochs", "2"],
+            &["--schedule-epochs", "2", "--local-devices", "2"],
+        ] {
             let with = |epochs: &str, more: &[&str]| {
                 let mut flags = vec!["--epochs", epochs];
                 flags.extend(schedule);

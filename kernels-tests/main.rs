@@ -8,6 +8,7 @@ mod autograd;
 mod channels;
 mod checkpoint;
 mod conv;
+mod dist;
 mod dropout;
 mod elementwise;
 mod errors;

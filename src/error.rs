@@ -15,6 +15,9 @@ pub enum Error {
     InvalidArgument(String),
     /// A fault inside liandan (an op planned work it must not launch): a bug to report.
     Internal(String),
+    /// A group of ranks could not meet (see [`crate::dist`]): a rank left, stalled past
+    /// the timeout, or called another collective; the message names the rank.
+    Distributed(String),
     /// A tensor is larger than one storage binding of this adapter allows.
     TooLarge {
         /// What was being created, e.g. `tensor [4096, 4096, 4]`.
@@ -38,6 +41,7 @@ impl fmt::Display for Error {
             Error::Shape(msg) => write!(f, "shape error: {msg}"),
             Error::InvalidArgument(msg) => write!(f, "invalid argument: {msg}"),
             Error::Internal(msg) => write!(f, "internal error (a liandan bug): {msg}"),
+            Error::Distributed(msg) => write!(f, "distributed training: {msg}"),
             Error::TooLarge { what, bytes, limit } => write!(
                 f,
                 "{what} needs {bytes} bytes, past this adapter's limit of {limit} bytes; \

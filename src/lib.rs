@@ -23,6 +23,7 @@
 pub mod autograd;
 pub mod bench;
 pub mod data;
+pub mod dist;
 pub mod error;
 pub mod gpu;
 pub mod io;

@@ -80,6 +80,8 @@ pub struct Loader {
     augment: Option<Augment>,
     seed: u64,
     drop_last: bool,
+    /// This rank's share of each epoch, `(rank, ranks)`: `(0, 1)` takes all of it.
+    shard: (usize, usize),
 }
 
 impl Loader {
@@ -124,12 +126,46 @@ impl Loader {
             augment,
             seed,
             drop_last,
+            shard: (0, 1),
         })
+    }
+
+    /// This loader taking rank `rank`'s share of every epoch among `ranks` (data-parallel
+    /// training: see [`crate::dist`]). Every rank draws the same order from the same seed
+    /// and takes every `ranks`-th record from `rank`. A shuffling (training) loader pads
+    /// the order by repeating its start, as PyTorch's DistributedSampler, so every rank
+    /// has as many batches and the ranks step together; an evaluation loader splits the
+    /// records exactly, so each is counted once.
+    pub fn sharded(mut self, rank: usize, ranks: usize) -> Result<Loader> {
+        if ranks == 0 || rank >= ranks {
+            return arg_err!("loader: rank {rank} of {ranks} ranks");
+        }
+        self.shard = (rank, ranks);
+        let len = self.len();
+        if self.drop_last && self.batch_size > len {
+            return arg_err!(
+                "loader: batch_size {} is larger than rank {rank}'s {len} records of {}, so                  with drop_last an epoch would have no batches",
+                self.batch_size,
+                self.dataset.len()
+            );
+        }
+        Ok(self)
+    }
+
+    /// Records this loader visits per epoch (its shard's).
+    fn len(&self) -> usize {
+        let (rank, ranks) = self.shard;
+        let n = self.dataset.len();
+        if self.shuffle {
+            n.div_ceil(ranks)
+        } else {
+            (n + ranks - 1 - rank) / ranks
+        }
     }
 
     /// Batches in every epoch.
     pub fn batches_per_epoch(&self) -> usize {
-        let n = self.dataset.len();
+        let n = self.len();
         if self.drop_last {
             n / self.batch_size
         } else {
@@ -143,8 +179,22 @@ impl Loader {
     }
 
     /// The record indices epoch `epoch` visits, in order: a seeded permutation when
-    /// shuffling, else `0..len`.
+    /// shuffling, else `0..len`; of it this loader's shard (see [`Loader::sharded`]).
     pub fn order(&self, epoch: usize) -> Vec<usize> {
+        let order = self.full_order(epoch);
+        let (rank, ranks) = self.shard;
+        if ranks == 1 {
+            return order;
+        }
+        if self.shuffle {
+            crate::dist::shard(&order, rank, ranks).expect("rank checked by sharded")
+        } else {
+            order.into_iter().skip(rank).step_by(ranks).collect()
+        }
+    }
+
+    /// The whole data set's order for epoch `epoch`, the same on every rank.
+    fn full_order(&self, epoch: usize) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.dataset.len()).collect();
         if self.shuffle {
             let mut rng = stream(self.seed, &[SHUFFLE_STREAM, epoch as u64]);

@@ -113,6 +113,7 @@ pub struct DeviceBuilder {
     backend: BackendChoice,
     adapter_name: Option<String>,
     max_binding_bytes: Option<u64>,
+    local_rank: usize,
 }
 
 impl Default for DeviceBuilder {
@@ -121,6 +122,7 @@ impl Default for DeviceBuilder {
             backend: BackendChoice::Auto,
             adapter_name: None,
             max_binding_bytes: None,
+            local_rank: 0,
         }
     }
 }
@@ -140,7 +142,17 @@ impl DeviceBuilder {
             backend,
             adapter_name,
             max_binding_bytes: None,
+            local_rank: 0,
         })
+    }
+
+    /// For data-parallel ranks on one machine: the `rank`-th of the best adapters (those
+    /// of the best kind, in the order the system lists them), wrapping around when there
+    /// are fewer, so each rank of a box with several GPUs takes its own. Rank 0 is the
+    /// default choice.
+    pub fn local_rank(mut self, rank: usize) -> Self {
+        self.local_rank = rank;
+        self
     }
 
     /// Restricts the search to one backend.
@@ -184,13 +196,23 @@ impl DeviceBuilder {
             .map(|a| format!("{} ({:?})", a.get_info().name, a.get_info().backend))
             .collect();
         let wanted = self.adapter_name.as_deref().map(str::to_lowercase);
-        let adapter = adapters
+        let matching = adapters
             .into_iter()
             .filter(|a| match &wanted {
                 Some(w) => a.get_info().name.to_lowercase().contains(w),
                 None => true,
             })
-            .min_by_key(|a| preference(&a.get_info()))
+            .collect::<Vec<_>>();
+        let best = matching.iter().map(|a| preference(&a.get_info())).min();
+        let mut best_ones: Vec<wgpu::Adapter> = matching
+            .into_iter()
+            .filter(|a| Some(preference(&a.get_info())) == best)
+            .collect();
+        let adapter = (!best_ones.is_empty())
+            .then(|| {
+                let i = self.local_rank % best_ones.len();
+                best_ones.swap_remove(i)
+            })
             .ok_or_else(|| {
                 Error::NoAdapter(format!(
                     "no adapter name contains {:?} (LIANDAN_ADAPTER); found: {}",

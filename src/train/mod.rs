@@ -6,6 +6,9 @@
 //! (the data order and augmentation of [`Loader::epoch`], the dropout masks here), so a
 //! run resumed from a checkpoint takes exactly the steps the uninterrupted run took: its
 //! parameters come out bit for bit the same.
+//!
+//! [`Trainer::distribute`] makes a trainer one rank of data-parallel training (see
+//! [`crate::dist`]): gradients averaged over the ranks before each step, tallies summed.
 
 mod tta;
 
@@ -16,6 +19,7 @@ pub use tta::Tta;
 
 use crate::autograd::Tape;
 use crate::data::loader::{Batch, Loader};
+use crate::dist::{Communicator, GradientBuckets, broadcast_buffers, broadcast_store};
 use crate::error::{Error, Result, arg_err};
 use crate::gpu::Device;
 use crate::io::checkpoint::{apply_checkpoint, load_checkpoint, save_checkpoint};
@@ -84,6 +88,17 @@ impl Tally {
     pub fn seen(&self) -> usize {
         self.seen
     }
+
+    /// The sum of every rank's tally, on every rank.
+    fn all_reduce(&mut self, comm: &mut dyn Communicator) -> Result<()> {
+        // Counts stay exact in f32 up to 2^24 images.
+        let mut v = [self.loss_sum as f32, self.correct as f32, self.seen as f32];
+        comm.all_reduce_sum(&mut v)?;
+        self.loss_sum = f64::from(v[0]);
+        self.correct = v[1] as usize;
+        self.seen = v[2] as usize;
+        Ok(())
+    }
 }
 
 /// What the trainer tells its caller after each training step.
@@ -108,6 +123,16 @@ pub struct Trainer {
     config: TrainConfig,
     epoch: usize,
     step: usize,
+    parallel: Option<Parallel>,
+}
+
+/// A trainer's part in data-parallel training.
+struct Parallel {
+    comm: Box<dyn Communicator>,
+    buckets: GradientBuckets,
+    /// Seconds spent averaging gradients once every rank's backward was done: reading
+    /// them back, the collectives, uploading.
+    sync_seconds: f64,
 }
 
 impl Trainer {
@@ -137,7 +162,43 @@ impl Trainer {
             config,
             epoch: 0,
             step: 0,
+            parallel: None,
         })
+    }
+
+    /// Makes this trainer one rank of data-parallel training over `comm`. Its parameters
+    /// and buffers become rank 0's now; from then on each step averages the gradients
+    /// over the ranks (in `buckets`) before the optimizer, so the parameters stay bitwise
+    /// equal, and an epoch's and an evaluation's tallies are summed over the ranks (an
+    /// evaluation first takes rank 0's batch-norm statistics: each rank's own are of its
+    /// shard). Give each rank its shard of the data ([`Loader::sharded`]) and the global
+    /// batch divided among them; save checkpoints on rank 0 only.
+    pub fn distribute(
+        &mut self,
+        mut comm: Box<dyn Communicator>,
+        buckets: GradientBuckets,
+    ) -> Result<()> {
+        broadcast_store(&mut *comm, &mut self.store)?;
+        self.parallel = Some(Parallel {
+            comm,
+            buckets,
+            sync_seconds: 0.0,
+        });
+        Ok(())
+    }
+
+    /// This trainer's rank and the number of ranks: `(0, 1)` unless distributed.
+    pub fn rank(&self) -> (usize, usize) {
+        self.parallel
+            .as_ref()
+            .map_or((0, 1), |p| (p.comm.rank(), p.comm.size()))
+    }
+
+    /// Seconds this rank has spent averaging gradients with the others so far, counted
+    /// from when every rank's backward was done (the exchange alone, not the wait for the
+    /// slowest rank).
+    pub fn gradient_sync_seconds(&self) -> f64 {
+        self.parallel.as_ref().map_or(0.0, |p| p.sync_seconds)
     }
 
     /// Epochs completed.
@@ -195,6 +256,9 @@ impl Trainer {
             });
         }
         self.epoch += 1;
+        if let Some(p) = &mut self.parallel {
+            tally.all_reduce(&mut *p.comm)?;
+        }
         Ok(tally)
     }
 
@@ -220,7 +284,16 @@ impl Trainer {
             let head_loss = tape.cross_entropy(head, &batch.labels, smoothing)?;
             loss = tape.add(&loss, &tape.scale(&head_loss, AUX_LOSS_WEIGHT)?)?;
         }
-        let grads = tape.backward(&loss)?.by_name()?;
+        let mut grads = tape.backward(&loss)?.by_name()?;
+        if let Some(p) = &mut self.parallel {
+            // Every rank's backward run to its end first, so that the time measured is
+            // the exchange alone: reading the gradients back, the collectives, uploading.
+            device.synchronize()?;
+            p.comm.barrier()?;
+            let start = std::time::Instant::now();
+            p.buckets.average(&mut *p.comm, &mut grads)?;
+            p.sync_seconds += start.elapsed().as_secs_f64();
+        }
         self.optimizer.step(&mut self.store, &grads, lr)?;
         Ok((loss.value().clone(), logits.value().clone()))
     }
@@ -242,6 +315,9 @@ impl Trainer {
         let mut tally = Tally::default();
         let device = self.device()?;
         let smoothing = self.config.label_smoothing;
+        if let Some(p) = &mut self.parallel {
+            broadcast_buffers(&mut *p.comm, &mut self.store)?;
+        }
         for batch in loader.epoch(0) {
             let shape = batch.shape();
             let views = tta.views(&batch.images, shape);
@@ -266,6 +342,9 @@ impl Trainer {
             let loss = tape.cross_entropy(&logits, &batch.labels, smoothing)?;
             tally.add(loss.value(), logits.value(), &batch.labels)?;
             on_batch(&tally);
+        }
+        if let Some(p) = &mut self.parallel {
+            tally.all_reduce(&mut *p.comm)?;
         }
         Ok(tally)
     }

@@ -1,0 +1,166 @@
+//! Data-parallel training over a local group of ranks (threads sharing the test device):
+//! 2 ranks × half a batch step for step like 1 rank × the whole batch, parameters
+//! bitwise equal across the ranks after every step, and rank 0's start broadcast.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use liandan::autograd::Tape;
+use liandan::dist::{Communicator, GradientBuckets, broadcast_store, local_group};
+use liandan::nn::ParamStore;
+use liandan::ops::conv::Conv2dParams;
+use liandan::optim::{Optimizer, Sgd, SgdConfig};
+use liandan::{Result, Rng, Tensor};
+
+use crate::common::*;
+
+const BATCH: usize = 8;
+const STEPS: usize = 3;
+
+/// A small convolutional net without batch norm: conv 3→4 (3×3, padding 1), ReLU,
+/// global average pool, linear 4→3. Its parameters drawn from `seed`.
+fn store(seed: u64) -> ParamStore {
+    let mut rng = Rng::new(seed);
+    let mut store = ParamStore::new();
+    for (name, shape) in [
+        ("conv.weight", vec![4, 3, 3, 3]),
+        ("conv.bias", vec![4]),
+        ("fc.weight", vec![3, 4]),
+        ("fc.bias", vec![3]),
+    ] {
+        let (t, _) = random_tensor(&mut rng, &shape, -0.5, 0.5);
+        store.insert_param(name, t).unwrap();
+    }
+    store
+}
+
+/// The whole run's data: per step, BATCH images of 3×6×6 and their labels.
+fn data() -> Vec<(Vec<f32>, Vec<usize>)> {
+    let mut rng = Rng::new(97);
+    (0..STEPS)
+        .map(|_| {
+            let images = random_values(&mut rng, BATCH * 3 * 36, -1.0, 1.0);
+            let labels = (0..BATCH).map(|_| rng.below(3) as usize).collect();
+            (images, labels)
+        })
+        .collect()
+}
+
+/// The gradients of the mean cross-entropy over `images[range]`.
+fn gradients(
+    store: &ParamStore,
+    (images, labels): &(Vec<f32>, Vec<usize>),
+    range: std::ops::Range<usize>,
+) -> Result<HashMap<String, Tensor>> {
+    let n = range.len();
+    let pixels = &images[range.start * 108..range.end * 108];
+    let tape = Tape::new();
+    let x = tape.input(Tensor::from_slice(device(), pixels, &[n, 3, 6, 6])?);
+    let p = |name: &str| tape.param(name, store.get(name).unwrap().clone());
+    let conv = Conv2dParams::square(1, 1, 1, 1);
+    let y = tape.conv2d(&x, &p("conv.weight"), Some(&p("conv.bias")), &conv)?;
+    let y = tape.relu(&y)?;
+    let y = tape.global_avg_pool(&y)?;
+    let y = tape.reshape(&y, &[n, 4])?;
+    let logits = tape.linear(&y, &p("fc.weight"), Some(&p("fc.bias")))?;
+    let loss = tape.cross_entropy(&logits, &labels[range], 0.0)?;
+    tape.backward(&loss)?.by_name()
+}
+
+fn sgd() -> Sgd {
+    Sgd::new(SgdConfig {
+        momentum: 0.9,
+        ..SgdConfig::default()
+    })
+    .unwrap()
+}
+
+fn values(store: &ParamStore) -> Vec<Vec<f32>> {
+    store.params().map(|(_, t)| t.to_vec().unwrap()).collect()
+}
+
+#[test]
+fn two_ranks_with_half_batches_step_like_one_rank_with_the_whole() {
+    let data = data();
+    // One rank, the whole batch.
+    let mut single = store(1);
+    let mut opt = sgd();
+    for batch in &data {
+        let grads = gradients(&single, batch, 0..BATCH).unwrap();
+        opt.step(&mut single, &grads, 0.1).unwrap();
+    }
+    let want = values(&single);
+
+    // Two ranks, half the batch each; rank 1 starts from other parameters, which rank
+    // 0's broadcast replaces.
+    let comms = local_group(2, Duration::from_secs(120)).unwrap();
+    let data = std::sync::Arc::new(data);
+    let threads: Vec<_> = comms
+        .into_iter()
+        .map(|mut comm| {
+            let data = data.clone();
+            std::thread::spawn(move || -> Result<Vec<Vec<f32>>> {
+                let rank = comm.rank();
+                let mut store = store(1 + rank as u64);
+                broadcast_store(&mut comm, &mut store)?;
+                let mut opt = sgd();
+                let half = BATCH / 2;
+                let mut after_each = Vec::new();
+                for batch in data.iter() {
+                    let mut grads = gradients(&store, batch, rank * half..(rank + 1) * half)?;
+                    // Small buckets: the conv bias, the conv weight alone, the fc pair.
+                    let buckets = GradientBuckets { bucket_floats: 50 };
+                    assert_eq!(buckets.average(&mut comm, &mut grads)?, 3);
+                    opt.step(&mut store, &grads, 0.1)?;
+                    after_each.push(values(&store).concat());
+                }
+                Ok(after_each)
+            })
+        })
+        .collect();
+    let ranks: Vec<Vec<Vec<f32>>> = threads
+        .into_iter()
+        .map(|t| t.join().unwrap().unwrap())
+        .collect();
+    let bits = |v: &[f32]| -> Vec<u32> { v.iter().map(|x| x.to_bits()).collect() };
+    for (step, (a, b)) in ranks[0].iter().zip(&ranks[1]).enumerate() {
+        assert_eq!(
+            bits(a),
+            bits(b),
+            "step {step}: the ranks' parameters differ"
+        );
+    }
+    assert_eq!(ranks[0].len(), STEPS);
+    // The same up to float reassociation (a mean of two means of 4 against one of 8).
+    let want: Vec<f64> = want.concat().iter().map(|&v| f64::from(v)).collect();
+    let scale = vec![1.0; want.len()];
+    let got = &ranks[0][STEPS - 1];
+    assert_close_scaled("2 ranks × 4 against 1 × 8", got, &want, &scale, 1e-5);
+}
+
+#[test]
+fn a_rank_gone_mid_run_fails_the_other_naming_it() {
+    let comms = local_group(2, Duration::from_secs(120)).unwrap();
+    let threads: Vec<_> = comms
+        .into_iter()
+        .map(|mut comm| {
+            std::thread::spawn(move || -> Result<()> {
+                let mut store = store(1);
+                let mut grads = gradients(&store, &data()[0], 0..4)?;
+                GradientBuckets::default().average(&mut comm, &mut grads)?;
+                if comm.rank() == 1 {
+                    panic!("rank 1 dies mid-run (this panic is the test's)");
+                }
+                broadcast_store(&mut comm, &mut store)
+            })
+        })
+        .collect();
+    let results: Vec<_> = threads.into_iter().map(|t| t.join()).collect();
+    assert!(results[1].is_err(), "rank 1 panicked");
+    match &results[0] {
+        Ok(Err(liandan::Error::Distributed(why))) => {
+            assert!(why.contains("rank 1") && why.contains("panicked"), "{why}")
+        }
+        other => panic!("rank 0: {other:?}"),
+    }
+}
