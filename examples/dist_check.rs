@@ -1,17 +1,132 @@
 //! Checks the MPI communicator under `mpirun` (`make test-dist` runs it on 2 and 3
 //! ranks): all-reduce (sum and mean), broadcast and barrier against the values every
-//! rank can work out, bitwise equal on every rank; and with `--fail-rank R` that rank
-//! exits mid-run, so the job must end with an error rather than hang.
+//! rank can work out, bitwise equal on every rank; data-parallel SGD steps of a small
+//! network without batch norm (each rank a share of the batch) against the whole batch
+//! on one rank, with the ranks' parameters bitwise equal after every step; and with
+//! `--fail-rank R` that rank exits mid-run, so the job must end with an error rather
+//! than hang.
 //!
 //! ```text
 //! cargo build --release --features mpi --example dist_check
 //! mpirun -np 3 target/release/examples/dist_check
 //! ```
 
+use std::collections::HashMap;
 use std::process::ExitCode;
 
-use liandan::dist::{Communicator, MpiComm};
-use liandan::{Error, Result};
+use liandan::autograd::Tape;
+use liandan::dist::{Communicator, GradientBuckets, MpiComm, broadcast_store};
+use liandan::nn::ParamStore;
+use liandan::ops::conv::Conv2dParams;
+use liandan::optim::{Optimizer, Sgd, SgdConfig};
+use liandan::{Device, Error, Result, Rng, Tensor};
+
+/// Images per step, all ranks together (a multiple of 2 and 3).
+const BATCH: usize = 12;
+const STEPS: usize = 3;
+
+/// A small network without batch norm: conv 3→4 (3×3, padding 1), ReLU, global average
+/// pool, linear 4→3; its parameters drawn from `seed`.
+fn store(device: &Device, seed: u64) -> Result<ParamStore> {
+    let mut rng = Rng::new(seed);
+    let mut store = ParamStore::new();
+    for (name, shape) in [
+        ("conv.weight", vec![4, 3, 3, 3]),
+        ("conv.bias", vec![4]),
+        ("fc.weight", vec![3, 4]),
+        ("fc.bias", vec![3]),
+    ] {
+        let n: usize = shape.iter().product();
+        let values: Vec<f32> = (0..n).map(|_| rng.uniform_in(-0.5, 0.5) as f32).collect();
+        store.insert_param(name, Tensor::from_slice(device, &values, &shape)?)?;
+    }
+    Ok(store)
+}
+
+/// Gradients of the mean cross-entropy over images `range` of a step's batch.
+fn gradients(
+    device: &Device,
+    store: &ParamStore,
+    (images, labels): &(Vec<f32>, Vec<usize>),
+    range: std::ops::Range<usize>,
+) -> Result<HashMap<String, Tensor>> {
+    let n = range.len();
+    let pixels = &images[range.start * 108..range.end * 108];
+    let tape = Tape::new();
+    let x = tape.input(Tensor::from_slice(device, pixels, &[n, 3, 6, 6])?);
+    let p = |name: &str| -> Result<_> { Ok(tape.param(name, store.get(name)?.clone())) };
+    let conv = Conv2dParams::square(1, 1, 1, 1);
+    let y = tape.conv2d(&x, &p("conv.weight")?, Some(&p("conv.bias")?), &conv)?;
+    let y = tape.reshape(&tape.global_avg_pool(&tape.relu(&y)?)?, &[n, 4])?;
+    let logits = tape.linear(&y, &p("fc.weight")?, Some(&p("fc.bias")?))?;
+    let loss = tape.cross_entropy(&logits, &labels[range], 0.0)?;
+    tape.backward(&loss)?.by_name()
+}
+
+fn flat(store: &ParamStore) -> Result<Vec<f32>> {
+    let mut v = Vec::new();
+    for (_, t) in store.params() {
+        v.extend(t.to_vec()?);
+    }
+    Ok(v)
+}
+
+/// STEPS of SGD with momentum: data-parallel over the job's ranks, and (on every rank,
+/// for comparison) on the whole batch alone.
+fn training(comm: &mut MpiComm) -> Result<()> {
+    let (rank, size) = (comm.rank(), comm.size());
+    let device = Device::new()?;
+    let mut rng = Rng::new(97);
+    let data: Vec<(Vec<f32>, Vec<usize>)> = (0..STEPS)
+        .map(|_| {
+            let images = (0..BATCH * 108)
+                .map(|_| rng.uniform_in(-1.0, 1.0) as f32)
+                .collect();
+            (images, (0..BATCH).map(|_| rng.below(3) as usize).collect())
+        })
+        .collect();
+    let sgd = || {
+        Sgd::new(SgdConfig {
+            momentum: 0.9,
+            ..SgdConfig::default()
+        })
+    };
+    // Every rank starts from its own draw; rank 0's is broadcast.
+    let mut shared = store(&device, 1 + rank as u64)?;
+    broadcast_store(comm, &mut shared)?;
+    let mut opt = sgd()?;
+    let share = BATCH / size;
+    for (step, batch) in data.iter().enumerate() {
+        let mut grads = gradients(&device, &shared, batch, rank * share..(rank + 1) * share)?;
+        GradientBuckets::default().average(comm, &mut grads)?;
+        opt.step(&mut shared, &grads, 0.1)?;
+        let mine = flat(&shared)?;
+        let mut rank0 = mine.clone();
+        comm.broadcast(&mut rank0, 0)?;
+        check(
+            &format!("step {step}: parameters bitwise equal to rank 0's"),
+            mine.iter()
+                .zip(&rank0)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+        )?;
+    }
+    let mut alone = store(&device, 1)?;
+    let mut opt = sgd()?;
+    for batch in &data {
+        let grads = gradients(&device, &alone, batch, 0..BATCH)?;
+        opt.step(&mut alone, &grads, 0.1)?;
+    }
+    let (got, want) = (flat(&shared)?, flat(&alone)?);
+    let worst = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
+        .fold(0.0f32, f32::max);
+    check(
+        &format!("{size} ranks × {share} images against 1 × {BATCH} (worst {worst:e})"),
+        worst < 1e-5,
+    )
+}
 
 fn check(what: &str, ok: bool) -> Result<()> {
     if ok {
@@ -62,7 +177,8 @@ fn run() -> Result<()> {
         comm.all_reduce_sum(&mut v)?;
         check("repeated all_reduce_sum", v[0] == (step as f32) * ranks_sum)?;
     }
-    println!("dist_check: rank {rank} of {size}: all collectives right");
+    training(&mut comm)?;
+    println!("dist_check: rank {rank} of {size}: all collectives right, training equal");
     Ok(())
 }
 

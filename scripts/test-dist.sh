@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The MPI tests (`make test-dist`): the communicator's collectives on 2 and 3 ranks, and a
-# rank that exits mid-run making the job fail within a bounded time instead of hanging.
+# The MPI tests (`make test-dist`): the communicator's collectives on 2 and 3 ranks, SGD
+# steps on N ranks × 1/N of a batch equal to 1 rank × the batch (parameters bitwise equal
+# across ranks), and a rank that exits mid-run making the job fail within a bounded time
+# instead of hanging.
 # Expects target/release/examples/dist_check built with `--features mpi`.
 set -euo pipefail
 
@@ -13,13 +15,13 @@ fi
 
 for n in 2 3; do
   out=$(timeout 120 mpirun "${mpirun_flags[@]}" -np "$n" "$bin")
-  ok=$(grep -c "all collectives right" <<<"$out" || true)
+  ok=$(grep -c "all collectives right, training equal" <<<"$out" || true)
   if [ "$ok" != "$n" ]; then
     echo "test-dist: $n ranks: $ok of $n ranks passed" >&2
     echo "$out" >&2
     exit 1
   fi
-  echo "test-dist: collectives on $n ranks: ok"
+  echo "test-dist: collectives and training on $n ranks: ok"
 done
 
 # Rank 1 of 3 exits at its 50th all-reduce: mpirun must end the job with an error that
