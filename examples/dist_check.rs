@@ -3,8 +3,8 @@
 //! rank can work out, bitwise equal on every rank; data-parallel SGD steps of a small
 //! network without batch norm (each rank a share of the batch) against the whole batch
 //! on one rank, with the ranks' parameters bitwise equal after every step; and with
-//! `--fail-rank R` that rank exits mid-run, so the job must end with an error rather
-//! than hang.
+//! `--fail-rank R` that rank exits mid-run, or with `--error-rank R` meets an error and
+//! aborts the job, so the job must end with an error rather than hang.
 //!
 //! ```text
 //! cargo build --release --features mpi --example dist_check
@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 
 use liandan::autograd::Tape;
-use liandan::dist::{Communicator, GradientBuckets, MpiComm, broadcast_store};
+use liandan::dist::{Communicator, GradientBuckets, MpiComm, MpiRuntime, broadcast_store};
 use liandan::nn::ParamStore;
 use liandan::ops::conv::Conv2dParams;
 use liandan::optim::{Optimizer, Sgd, SgdConfig};
@@ -137,11 +137,29 @@ fn check(what: &str, ok: bool) -> Result<()> {
 }
 
 fn run() -> Result<()> {
-    let fail_rank: Option<usize> = std::env::args()
-        .skip_while(|a| a != "--fail-rank")
-        .nth(1)
-        .and_then(|v| v.parse().ok());
-    let mut comm = MpiComm::init()?;
+    let flag = |name: &str| -> Option<usize> {
+        std::env::args()
+            .skip_while(|a| a != name)
+            .nth(1)
+            .and_then(|v| v.parse().ok())
+    };
+    let (fail_rank, error_rank) = (flag("--fail-rank"), flag("--error-rank"));
+    let mpi = MpiRuntime::init()?;
+    let mut comm = mpi.world();
+    let (rank, size) = (comm.rank(), comm.size());
+    if let Err(e) = collectives_and_training(&mut comm, (fail_rank, error_rank)) {
+        // Returning would leave the other ranks waiting in MPI's finalize.
+        eprintln!("dist_check: rank {rank}: {e}");
+        mpi.abort(1);
+    }
+    println!("dist_check: rank {rank} of {size}: all collectives right, training equal");
+    Ok(())
+}
+
+fn collectives_and_training(
+    comm: &mut MpiComm,
+    (fail_rank, error_rank): (Option<usize>, Option<usize>),
+) -> Result<()> {
     let (rank, size) = (comm.rank(), comm.size());
     let n = size as f32;
     let ranks_sum = (0..size).sum::<usize>() as f32;
@@ -173,13 +191,16 @@ fn run() -> Result<()> {
             eprintln!("dist_check: rank {rank} exits at step {step} (asked to)");
             std::process::exit(3);
         }
+        if Some(rank) == error_rank && step == 50 {
+            return Err(Error::Distributed(format!(
+                "rank {rank} fails at step {step} (asked to)"
+            )));
+        }
         let mut v = [(rank * step) as f32];
         comm.all_reduce_sum(&mut v)?;
         check("repeated all_reduce_sum", v[0] == (step as f32) * ranks_sum)?;
     }
-    training(&mut comm)?;
-    println!("dist_check: rank {rank} of {size}: all collectives right, training equal");
-    Ok(())
+    training(comm)
 }
 
 fn main() -> ExitCode {

@@ -250,18 +250,28 @@ fn local_rank(rank: usize) -> usize {
         .unwrap_or(rank)
 }
 
-/// This process as one rank of the MPI job `mpirun` started.
+/// This process as one rank of the MPI job `mpirun` started. A rank that fails ends the
+/// whole job (MPI_Abort, status 1) after printing why: returning would leave the other
+/// ranks waiting in their next collective.
 #[cfg(feature = "mpi")]
 fn run_mpi(args: Args) -> Result<Option<f64>> {
-    let comm = liandan::dist::MpiComm::init()?;
-    if !(args.batch_size as usize).is_multiple_of(comm.size()) {
-        return Err(Error::InvalidArgument(format!(
+    let mpi = liandan::dist::MpiRuntime::init()?;
+    let comm = mpi.world();
+    let rank = comm.rank();
+    let result = if !(args.batch_size as usize).is_multiple_of(comm.size()) {
+        Err(Error::InvalidArgument(format!(
             "--batch-size {} does not divide among the job's {} ranks",
             args.batch_size,
             comm.size()
-        )));
+        )))
+    } else {
+        run_rank(args, Some(Box::new(comm)))
+    };
+    if let Err(e) = &result {
+        eprintln!("train_cifar: rank {rank}: {e}");
+        mpi.abort(1);
     }
-    run_rank(args, Some(Box::new(comm)))
+    result
 }
 
 #[cfg(not(feature = "mpi"))]
@@ -328,7 +338,7 @@ fn run_rank(args: Args, comm: Option<Box<dyn Communicator>>) -> Result<Option<f6
         args.seed,
         false,
     )?
-    .sharded(rank, ranks)?;
+    .sharded_exact(rank, ranks)?;
     let steps_per_epoch = train.batches_per_epoch();
 
     let tta = Tta::parse(&args.tta)?;
@@ -352,9 +362,6 @@ fn run_rank(args: Args, comm: Option<Box<dyn Communicator>>) -> Result<Option<f6
         seed: args.seed,
     };
     let mut trainer = Trainer::new(model, store, Box::new(sgd), train_config)?;
-    if let Some(comm) = comm {
-        trainer.distribute(comm, GradientBuckets::default())?;
-    }
 
     let out = args
         .out
@@ -412,6 +419,12 @@ fn run_rank(args: Args, comm: Option<Box<dyn Communicator>>) -> Result<Option<f6
         }
     }
 
+    // After a resume, which every rank makes from the same checkpoint (a shared file
+    // system, or a copy on every machine): `distribute` checks they are at the same step
+    // and gives them rank 0's parameters.
+    if let Some(comm) = comm {
+        trainer.distribute(comm, GradientBuckets::default())?;
+    }
     let plain_progress = lead && !std::io::stderr().is_terminal();
     let mut test_accuracy = metrics.rows().last().map_or(0.0, |r| r.test.1);
     let first_step_allocations = device.pool_stats().allocations;

@@ -983,6 +983,15 @@ mod past_the_loop_cap {
                 };
                 check_geo(&mut rng, form, geo, (0, 0));
             }
+            // Depthwise on vec4 rows: a 4224-wide row is 1,056 chunks, counted as about
+            // 76,000 iterations at stride 1 (every loop in full), so it runs in two column
+            // ranges; the stride-2 gather's 8448-wide rows likewise.
+            for geo in [
+                geo3x3([1, 2, 3, 4224], 2, 2, 1, 1),
+                geo3x3([1, 2, 4, 8448], 2, 2, 2, 1),
+            ] {
+                check_geo(&mut rng, Form::Depthwise, geo, (0, 0));
+            }
             for c_out in [8, 17] {
                 check_geo(
                     &mut rng,

@@ -1,6 +1,7 @@
 // Depthwise convolution (one input and one output channel per group, dilation 1) on rows
 // read as vec4s, for planes whose widths are multiples of 4, shared by
-// conv_depthwise_rows4.wgsl (forward, input gradient) and
+// conv_depthwise_rows4.wgsl (forward, stride-1 input gradient),
+// conv_depthwise_rows4_grad_input.wgsl (stride-2 input gradient) and
 // conv_depthwise_rows4_grad.wgsl (weight gradient). It is conv_direct.wgsl's common case
 // with about a quarter of its memory operations: lavapipe runs every lane's load or store
 // as a loop over the lanes, so their count, not their bytes, bounded that kernel.

@@ -228,7 +228,6 @@ impl Tensor {
         }
     }
 
-    /// An error unless `other` lives on the same device.
     /// Whether no other tensor shares this one's storage (no clone, view or reshape of
     /// it lives): then an op that owns it may write its result there, and nobody can see
     /// the change.
@@ -241,6 +240,7 @@ impl Tensor {
         Arc::ptr_eq(&self.storage, &other.storage)
     }
 
+    /// An error unless `other` lives on the same device.
     pub(crate) fn check_same_device(&self, other: &Tensor, op: &str) -> Result<()> {
         if !self.device.same_as(&other.device) {
             return arg_err!(

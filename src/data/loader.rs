@@ -71,6 +71,15 @@ impl Batch {
     }
 }
 
+/// How a sharded loader splits an epoch among ranks (see [`Loader::sharded`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Split {
+    /// Equal shares, the order padded by repeating its start (training).
+    Padded,
+    /// Each record once (evaluation).
+    Exact,
+}
+
 /// Turns a [`Cifar10`] data set into epochs of [`Batch`]es.
 #[derive(Clone, Debug)]
 pub struct Loader {
@@ -80,8 +89,8 @@ pub struct Loader {
     augment: Option<Augment>,
     seed: u64,
     drop_last: bool,
-    /// This rank's share of each epoch, `(rank, ranks)`: `(0, 1)` takes all of it.
-    shard: (usize, usize),
+    /// This rank's share of each epoch, `(rank, ranks, split)`: `(0, 1, _)` takes all.
+    shard: (usize, usize, Split),
 }
 
 impl Loader {
@@ -126,25 +135,36 @@ impl Loader {
             augment,
             seed,
             drop_last,
-            shard: (0, 1),
+            shard: (0, 1, Split::Padded),
         })
     }
 
-    /// This loader taking rank `rank`'s share of every epoch among `ranks` (data-parallel
-    /// training: see [`crate::dist`]). Every rank draws the same order from the same seed
-    /// and takes every `ranks`-th record from `rank`. A shuffling (training) loader pads
-    /// the order by repeating its start, as PyTorch's DistributedSampler, so every rank
-    /// has as many batches and the ranks step together; an evaluation loader splits the
-    /// records exactly, so each is counted once.
-    pub fn sharded(mut self, rank: usize, ranks: usize) -> Result<Loader> {
+    /// This loader taking rank `rank`'s share of every epoch among `ranks`, for
+    /// data-parallel training (see [`crate::dist`]): every rank draws the same order from
+    /// the same seed and takes every `ranks`-th record from `rank`, the order padded by
+    /// repeating its start as PyTorch's DistributedSampler does, so every rank has as
+    /// many batches and the ranks step together. A record's augmentation is the one it
+    /// gets at that place of the whole order, as in a single-process run.
+    pub fn sharded(self, rank: usize, ranks: usize) -> Result<Loader> {
+        self.shard_as(rank, ranks, Split::Padded)
+    }
+
+    /// As [`Loader::sharded`], for evaluation: the records split exactly (no padding), so
+    /// each is counted once; ranks may get one batch more or less than others.
+    pub fn sharded_exact(self, rank: usize, ranks: usize) -> Result<Loader> {
+        self.shard_as(rank, ranks, Split::Exact)
+    }
+
+    fn shard_as(mut self, rank: usize, ranks: usize, split: Split) -> Result<Loader> {
         if ranks == 0 || rank >= ranks {
             return arg_err!("loader: rank {rank} of {ranks} ranks");
         }
-        self.shard = (rank, ranks);
+        self.shard = (rank, ranks, split);
         let len = self.len();
         if self.drop_last && self.batch_size > len {
             return arg_err!(
-                "loader: batch_size {} is larger than rank {rank}'s {len} records of {}, so                  with drop_last an epoch would have no batches",
+                "loader: batch_size {} is larger than rank {rank}'s {len} records of {}, so \
+                 with drop_last an epoch would have no batches",
                 self.batch_size,
                 self.dataset.len()
             );
@@ -154,12 +174,11 @@ impl Loader {
 
     /// Records this loader visits per epoch (its shard's).
     fn len(&self) -> usize {
-        let (rank, ranks) = self.shard;
+        let (rank, ranks, split) = self.shard;
         let n = self.dataset.len();
-        if self.shuffle {
-            n.div_ceil(ranks)
-        } else {
-            (n + ranks - 1 - rank) / ranks
+        match split {
+            Split::Padded => n.div_ceil(ranks),
+            Split::Exact => (n + ranks - 1 - rank) / ranks,
         }
     }
 
@@ -182,14 +201,11 @@ impl Loader {
     /// shuffling, else `0..len`; of it this loader's shard (see [`Loader::sharded`]).
     pub fn order(&self, epoch: usize) -> Vec<usize> {
         let order = self.full_order(epoch);
-        let (rank, ranks) = self.shard;
-        if ranks == 1 {
-            return order;
-        }
-        if self.shuffle {
-            crate::dist::shard(&order, rank, ranks).expect("rank checked by sharded")
-        } else {
-            order.into_iter().skip(rank).step_by(ranks).collect()
+        let (rank, ranks, split) = self.shard;
+        match split {
+            _ if ranks == 1 => order,
+            Split::Padded => crate::dist::shard(&order, rank, ranks).expect("rank checked"),
+            Split::Exact => order.into_iter().skip(rank).step_by(ranks).collect(),
         }
     }
 
@@ -242,6 +258,7 @@ impl Loader {
             augment: self.augment,
             seed: self.seed,
             epoch,
+            shard: (self.shard.0, self.shard.1),
             table: normalize_table(),
         }
     }
@@ -313,6 +330,9 @@ struct Plan {
     augment: Option<Augment>,
     seed: u64,
     epoch: usize,
+    /// `(rank, ranks)` of a sharded loader: position p of this rank's order is position
+    /// p · ranks + rank of the whole epoch's.
+    shard: (usize, usize),
     table: [[f32; 256]; CHANNELS],
 }
 
@@ -330,9 +350,11 @@ impl Plan {
         {
             let (pad, dy, dx, flip) = match self.augment {
                 Some(augment) => {
-                    // Keyed by position in the epoch, so a sample's crop does not depend
-                    // on which thread makes it or on how many batches came before.
-                    let position = (start + k) as u64;
+                    // Keyed by position in the whole epoch's order, so a sample's crop
+                    // does not depend on which thread makes it, on how many batches came
+                    // before, or on how many ranks share the epoch.
+                    let (rank, ranks) = self.shard;
+                    let position = ((start + k) * ranks + rank) as u64;
                     let mut rng = stream(self.seed, &[AUGMENT_STREAM, self.epoch as u64, position]);
                     let (dy, dx, flip) = draw(&mut rng, augment);
                     (augment.crop_padding, dy, dx, flip)
@@ -711,5 +733,54 @@ mod tests {
             assert!(mean.abs() < 0.05, "channel {c}: mean {mean}");
             assert!((0.9..1.1).contains(&std), "channel {c}: std {std}");
         }
+    }
+
+    /// Two ranks' shards of a training loader: the same batch count each, together every
+    /// record (the padding repeating the order's start), and each record's image (crop
+    /// and flip included) the one the single-process loader makes at that place of the
+    /// order. An evaluation shard splits exactly.
+    #[test]
+    fn shards_step_together_and_augment_as_one_process() {
+        let data = synthetic(11);
+        let one = Loader::new(data.clone(), 2, true, Some(Augment::standard()), 7, true).unwrap();
+        let ranks: Vec<Loader> = (0..2).map(|r| one.clone().sharded(r, 2).unwrap()).collect();
+        let whole = one.order(3);
+        let single: Vec<Batch> =
+            Loader::new(data.clone(), 1, true, Some(Augment::standard()), 7, false)
+                .unwrap()
+                .epoch(3)
+                .collect();
+        for (r, loader) in ranks.iter().enumerate() {
+            assert_eq!(
+                loader.batches_per_epoch(),
+                3,
+                "rank {r}: ceil(11 / 2) = 6 records"
+            );
+            let order = loader.order(3);
+            assert_eq!(order.len(), 6);
+            for (i, &index) in order.iter().enumerate() {
+                assert_eq!(index, whole[(2 * i + r) % 11]);
+            }
+            for (b, batch) in loader.epoch(3).enumerate() {
+                for (k, image) in batch.images.chunks(IMAGE_BYTES).enumerate() {
+                    let place = 2 * (2 * b + k) + r;
+                    if place < 11 {
+                        assert_eq!(image, &single[place].images[..], "rank {r} place {place}");
+                    }
+                }
+            }
+        }
+        let mut seen: Vec<usize> = ranks.iter().flat_map(|l| l.order(3)).collect();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 11);
+        let eval = Loader::new(data, 4, false, None, 7, false).unwrap();
+        let parts: Vec<Vec<usize>> = (0..3)
+            .map(|r| eval.clone().sharded_exact(r, 3).unwrap().order(0))
+            .collect();
+        assert_eq!(parts.iter().map(Vec::len).collect::<Vec<_>>(), [4, 4, 3]);
+        assert_eq!(parts.concat().len(), 11);
+        assert!(eval.clone().sharded(3, 3).is_err());
+        assert!(eval.sharded_exact(0, 0).is_err());
     }
 }

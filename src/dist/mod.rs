@@ -20,15 +20,16 @@ mod parallel;
 
 pub use local::{LocalComm, local_group};
 #[cfg(feature = "mpi")]
-pub use mpi::MpiComm;
+pub use mpi::{MpiComm, MpiRuntime};
 pub use parallel::{GradientBuckets, broadcast_buffers, broadcast_store, shard};
 
 use crate::error::Result;
 
 /// The operations data-parallel training needs from a group of `size` ranks. Every rank
-/// calls the same collectives in the same order with slices of the same length; a rank
-/// that leaves or stalls makes the others' calls return an [`crate::Error::Distributed`]
-/// naming it, within the group's timeout, rather than hang.
+/// calls the same collectives in the same order with slices of the same length. In a
+/// local group a rank that leaves or stalls makes the others' calls return an
+/// [`crate::Error::Distributed`] naming it, within the group's timeout; under MPI a rank
+/// that fails ends the job (see `MpiRuntime`), and mpirun names it.
 pub trait Communicator: Send {
     /// This rank's number, `0..size`.
     fn rank(&self) -> usize;

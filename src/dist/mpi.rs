@@ -3,7 +3,9 @@
 //! target/release/examples/train_cifar --distributed` (docs/distributed.md).
 //!
 //! A rank that dies makes `mpirun` end the whole job and name the process that exited:
-//! MPI's default error handler is fatal, so no rank waits forever for a dead one.
+//! MPI's default error handler is fatal. A rank that fails with an error ends the job
+//! with [`MpiRuntime::abort`]. Either way no rank waits for a dead one. There is no
+//! timeout: a rank that stalls without failing stalls the job.
 
 use mpi::collective::SystemOperation;
 use mpi::environment::{Threading, Universe};
@@ -13,23 +15,18 @@ use mpi::traits::{Communicator as _, CommunicatorCollectives, Root};
 use super::Communicator;
 use crate::error::{Error, Result};
 
-/// This process's rank in MPI's world communicator.
-pub struct MpiComm {
-    world: SimpleCommunicator,
-    // Finalizes MPI when dropped, after the communicator.
-    _universe: Universe,
+/// MPI in this process: initialized by [`MpiRuntime::init`], finalized when dropped.
+/// MPI's finalize waits for every process of the job, so a rank that fails must not
+/// simply return: [`MpiRuntime::abort`] ends the whole job at once (mpirun then names
+/// the rank), where returning would leave the others waiting in their next collective.
+pub struct MpiRuntime {
+    universe: Universe,
 }
 
-// SAFETY: MPI is initialized at `Threading::Serialized` (checked in `init`), which lets
-// any thread make MPI calls as long as no two make them at once; every call here takes
-// `&mut self` or runs under the single owner of the value, so they never overlap.
-unsafe impl Send for MpiComm {}
-
-impl MpiComm {
-    /// Initializes MPI (once per process) and joins the world communicator. An `Err`
-    /// when MPI is already initialized or cannot let the communicator move between
-    /// threads.
-    pub fn init() -> Result<MpiComm> {
+impl MpiRuntime {
+    /// Initializes MPI (once per process). An `Err` when MPI is already initialized or
+    /// cannot let a communicator move between threads.
+    pub fn init() -> Result<MpiRuntime> {
         let (universe, level) =
             mpi::initialize_with_threading(Threading::Serialized).ok_or_else(|| {
                 Error::Distributed("MPI is already initialized in this process".into())
@@ -39,12 +36,32 @@ impl MpiComm {
                 "this MPI library offers threading level {level:?}; liandan needs Serialized"
             )));
         }
-        Ok(MpiComm {
-            world: universe.world(),
-            _universe: universe,
-        })
+        Ok(MpiRuntime { universe })
+    }
+
+    /// This process's rank in the job's world communicator. Use it (and drop it) while
+    /// the runtime lives.
+    pub fn world(&self) -> MpiComm {
+        MpiComm {
+            world: self.universe.world(),
+        }
+    }
+
+    /// Ends every process of the job with exit status `code` (MPI_Abort).
+    pub fn abort(&self, code: i32) -> ! {
+        self.universe.world().abort(code)
     }
 }
+
+/// This process's rank in MPI's world communicator (see [`MpiRuntime::world`]).
+pub struct MpiComm {
+    world: SimpleCommunicator,
+}
+
+// SAFETY: MPI is initialized at `Threading::Serialized` (checked in `MpiRuntime::init`),
+// which lets any thread make MPI calls as long as no two make them at once; every call
+// here takes `&mut self` or runs under the single owner of the value, so none overlap.
+unsafe impl Send for MpiComm {}
 
 impl Communicator for MpiComm {
     fn rank(&self) -> usize {

@@ -166,8 +166,9 @@ impl Trainer {
         })
     }
 
-    /// Makes this trainer one rank of data-parallel training over `comm`. Its parameters
-    /// and buffers become rank 0's now; from then on each step averages the gradients
+    /// Makes this trainer one rank of data-parallel training over `comm` (after any
+    /// resume: every rank must be at rank 0's epoch and step). Its parameters and buffers
+    /// become rank 0's now; from then on each step averages the gradients
     /// over the ranks (in `buckets`) before the optimizer, so the parameters stay bitwise
     /// equal, and an epoch's and an evaluation's tallies are summed over the ranks (an
     /// evaluation first takes rank 0's batch-norm statistics: each rank's own are of its
@@ -178,6 +179,21 @@ impl Trainer {
         mut comm: Box<dyn Communicator>,
         buckets: GradientBuckets,
     ) -> Result<()> {
+        // Ranks resumed from different checkpoints would step out of line.
+        let mine = [self.epoch as f32, self.step as f32];
+        let mut lead = mine;
+        comm.broadcast(&mut lead, 0)?;
+        if lead != mine {
+            return Err(Error::Distributed(format!(
+                "rank {} is at epoch {} step {}, rank 0 at epoch {} step {}: every rank must \
+                 resume from the same checkpoint",
+                comm.rank(),
+                self.epoch,
+                self.step,
+                lead[0],
+                lead[1]
+            )));
+        }
         broadcast_store(&mut *comm, &mut self.store)?;
         self.parallel = Some(Parallel {
             comm,

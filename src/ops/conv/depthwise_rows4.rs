@@ -2,7 +2,9 @@
 //! gradient of a depthwise convolution (one input and one output channel per group,
 //! dilation 1, column stride 1 or 2) whose planes are a multiple of 4 wide — MobileNet's,
 //! EfficientNet's and ShuffleNet's at most sizes. Kernels: `shaders/depthwise_strips.wgsl`,
-//! `shaders/conv_depthwise_rows4.wgsl`, `shaders/conv_depthwise_rows4_grad.wgsl`.
+//! `shaders/conv_depthwise_rows4.wgsl` (forward, stride-1 input gradient),
+//! `shaders/conv_depthwise_rows4_grad_input.wgsl` (stride-2 input gradient),
+//! `shaders/conv_depthwise_rows4_grad.wgsl` (weight gradient).
 //!
 //! The same sliding window as `direct.rs`, over chunks of 4 columns: per 4 outputs, one
 //! vec4 load per kernel row and column stride, and one vec4 store. On lavapipe, whose
@@ -72,20 +74,23 @@ impl Slide {
             && self.kw <= pw + 9
     }
 
-    /// The gather's loop iterations: `(fixed, per pair of chunks)`.
+    /// The gather's loop iterations: `(fixed, per pair of chunks)`, each loop counted in
+    /// full with one more for each time it starts (see [`crate::gpu::loops`]): per pair
+    /// the slide (kh + 1) and two chunks, each kh + 1 + kh·(kw + 1) + 5·kh·kw.
     fn gather_cost(&self) -> (u64, u64) {
         let (kh, kw) = (self.kh as u64, self.kw as u64);
         let taps = kh * kw;
-        let per_chunk = 1 + kh * (1 + kw * 5);
-        (2 * taps + 5 * kh + 16, 2 + 2 * kh + 2 * per_chunk)
+        (2 * taps + 6 * kh + 24, 4 + 5 * kh + 12 * taps)
     }
 
-    /// Loop iterations as lavapipe counts them, each loop in full: `(fixed, per chunk)`.
+    /// Loop iterations of the forward as lavapipe counts them, each loop in full with one
+    /// more for each time it starts: `(fixed, per chunk)`. Per chunk: the slide
+    /// (kh·(sw + 2) + 1) and the taps (2·kh + 1 + 6·kh·kw); fixed per row: the weights,
+    /// the strips' first load and the loops' starts.
     fn loop_cost(&self) -> (u64, u64) {
         let (kh, kw, sw) = (self.kh as u64, self.kw as u64, self.stride.1 as u64);
         let taps = kh * kw;
-        let strips = kh * (sw + 3);
-        (2 * taps + strips + 16, 2 + strips + kh * (1 + 5 * kw))
+        (2 * taps + kh * (sw + 4) + 24, 3 + kh * (sw + 4) + 6 * taps)
     }
 
     fn overrides(&self) -> Vec<(&'static str, f64)> {
