@@ -3,19 +3,24 @@
 //! rank can work out, bitwise equal on every rank; data-parallel SGD steps of a small
 //! network without batch norm (each rank a share of the batch) against the whole batch
 //! on one rank, with the ranks' parameters bitwise equal after every step; and with
-//! `--fail-rank R` that rank exits mid-run, or with `--error-rank R` meets an error and
-//! aborts the job, so the job must end with an error rather than hang.
+//! `--fail-rank R` that rank exits mid-run, with `--kill-rank R` is killed (SIGKILL), or
+//! with `--error-rank R` meets an error and aborts the job, so the job must end with an error rather than hang. With `--checkpoint
+//! PATH` rank 0 saves a checkpoint at every step of the run-up to the failure, and
+//! `dist_check --verify-checkpoint PATH` (no mpirun) then checks that the file the
+//! failure left is a whole checkpoint of one of those steps.
 //!
 //! ```text
 //! cargo build --release --features mpi --example dist_check
 //! mpirun -np 3 target/release/examples/dist_check
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use liandan::autograd::Tape;
 use liandan::dist::{Communicator, GradientBuckets, MpiComm, MpiRuntime, broadcast_store};
+use liandan::io::checkpoint::{load_checkpoint, save_checkpoint};
 use liandan::nn::ParamStore;
 use liandan::ops::conv::Conv2dParams;
 use liandan::optim::{Optimizer, Sgd, SgdConfig};
@@ -136,18 +141,83 @@ fn check(what: &str, ok: bool) -> Result<()> {
     }
 }
 
+/// What goes wrong in the run-up, at its step 50, as the flags ask: a rank exits, is
+/// killed (SIGKILL) or meets an error; rank 0 saves checkpoints there.
+#[derive(Clone, Copy)]
+struct Failures<'a> {
+    fail_rank: Option<usize>,
+    kill_rank: Option<usize>,
+    error_rank: Option<usize>,
+    checkpoint: Option<&'a Path>,
+}
+
+/// The steps of the run-up at which rank 0 saves a checkpoint (`--checkpoint`).
+const SAVED_STEPS: std::ops::Range<usize> = 10..60;
+
+/// Rank 0's checkpoint at `step` of the run-up: the network's starting parameters, and
+/// the step in its entries.
+fn save_at(path: &Path, step: usize) -> Result<()> {
+    let device = Device::new()?;
+    let meta = BTreeMap::from([("step".to_string(), step.to_string())]);
+    save_checkpoint(path, &store(&device, 1)?, None, &meta)
+}
+
+/// `--verify-checkpoint`: the file at `path` loads, holds the network's starting
+/// parameters bit for bit, and was saved at one of [`SAVED_STEPS`].
+fn verify_checkpoint(path: &Path) -> Result<()> {
+    let device = Device::new()?;
+    let ckpt = load_checkpoint(path)?;
+    let step: usize = ckpt
+        .meta
+        .get("step")
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| Error::InvalidArgument("checkpoint without a step".into()))?;
+    check(
+        &format!("checkpoint saved at step {step}"),
+        SAVED_STEPS.contains(&step),
+    )?;
+    let want = store(&device, 1)?;
+    check(
+        "checkpoint's tensor count",
+        ckpt.tensors.len() == want.params().count(),
+    )?;
+    for (name, t) in want.params() {
+        let (_, shape, values) = ckpt
+            .tensors
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .ok_or_else(|| Error::InvalidArgument(format!("checkpoint without {name}")))?;
+        let same = shape == t.shape()
+            && values
+                .iter()
+                .zip(t.to_vec()?)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+        check(&format!("checkpoint's {name}"), same)?;
+    }
+    println!(
+        "dist_check: checkpoint {} intact (step {step})",
+        path.display()
+    );
+    Ok(())
+}
+
 fn run() -> Result<()> {
-    let flag = |name: &str| -> Option<usize> {
-        std::env::args()
-            .skip_while(|a| a != name)
-            .nth(1)
-            .and_then(|v| v.parse().ok())
+    let arg = |name: &str| -> Option<String> { std::env::args().skip_while(|a| a != name).nth(1) };
+    let flag = |name: &str| -> Option<usize> { arg(name).and_then(|v| v.parse().ok()) };
+    if let Some(path) = arg("--verify-checkpoint") {
+        return verify_checkpoint(Path::new(&path));
+    }
+    let checkpoint = arg("--checkpoint").map(PathBuf::from);
+    let failures = Failures {
+        fail_rank: flag("--fail-rank"),
+        kill_rank: flag("--kill-rank"),
+        error_rank: flag("--error-rank"),
+        checkpoint: checkpoint.as_deref(),
     };
-    let (fail_rank, error_rank) = (flag("--fail-rank"), flag("--error-rank"));
     let mpi = MpiRuntime::init()?;
     let mut comm = mpi.world();
     let (rank, size) = (comm.rank(), comm.size());
-    if let Err(e) = collectives_and_training(&mut comm, (fail_rank, error_rank)) {
+    if let Err(e) = collectives_and_training(&mut comm, failures) {
         // Returning would leave the other ranks waiting in MPI's finalize.
         eprintln!("dist_check: rank {rank}: {e}");
         mpi.abort(1);
@@ -156,10 +226,13 @@ fn run() -> Result<()> {
     Ok(())
 }
 
-fn collectives_and_training(
-    comm: &mut MpiComm,
-    (fail_rank, error_rank): (Option<usize>, Option<usize>),
-) -> Result<()> {
+fn collectives_and_training(comm: &mut MpiComm, failures: Failures) -> Result<()> {
+    let Failures {
+        fail_rank,
+        kill_rank,
+        error_rank,
+        checkpoint,
+    } = failures;
     let (rank, size) = (comm.rank(), comm.size());
     let n = size as f32;
     let ranks_sum = (0..size).sum::<usize>() as f32;
@@ -191,10 +264,24 @@ fn collectives_and_training(
             eprintln!("dist_check: rank {rank} exits at step {step} (asked to)");
             std::process::exit(3);
         }
+        if Some(rank) == kill_rank && step == 50 {
+            eprintln!("dist_check: rank {rank} kills itself (SIGKILL) at step {step} (asked to)");
+            let me = std::process::id().to_string();
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &me])
+                .status();
+            std::thread::sleep(std::time::Duration::from_secs(60));
+            return Err(Error::Distributed(format!(
+                "rank {rank} outlived its SIGKILL"
+            )));
+        }
         if Some(rank) == error_rank && step == 50 {
             return Err(Error::Distributed(format!(
                 "rank {rank} fails at step {step} (asked to)"
             )));
+        }
+        if let Some(path) = checkpoint.filter(|_| rank == 0 && SAVED_STEPS.contains(&step)) {
+            save_at(path, step)?;
         }
         let mut v = [(rank * step) as f32];
         comm.all_reduce_sum(&mut v)?;

@@ -100,6 +100,10 @@ struct Args {
     /// `--features mpi`: `make train-dist`); --batch-size is the global batch
     #[arg(long)]
     distributed: bool,
+    /// With several ranks: batch norm's training statistics over the global batch (every
+    /// rank's), as PyTorch's SyncBatchNorm, instead of each rank's own shard
+    #[arg(long)]
+    sync_bn: bool,
 }
 
 /// The model named `args.model`, its CIFAR variant with 10 classes.
@@ -204,6 +208,11 @@ fn run(args: Args) -> Result<Option<f64>> {
         return run_mpi(args);
     }
     if ranks == 1 {
+        if args.sync_bn {
+            return Err(Error::InvalidArgument(
+                "--sync-bn needs several ranks: --local-devices N or --distributed".into(),
+            ));
+        }
         return run_rank(args, None);
     }
     if !(args.batch_size as usize).is_multiple_of(ranks) {
@@ -424,6 +433,9 @@ fn run_rank(args: Args, comm: Option<Box<dyn Communicator>>) -> Result<Option<f6
     // and gives them rank 0's parameters.
     if let Some(comm) = comm {
         trainer.distribute(comm, GradientBuckets::default())?;
+        if args.sync_bn {
+            trainer.sync_batch_norm()?;
+        }
     }
     let plain_progress = lead && !std::io::stderr().is_terminal();
     let mut test_accuracy = metrics.rows().last().map_or(0.0, |r| r.test.1);

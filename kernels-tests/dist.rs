@@ -5,10 +5,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use liandan::autograd::Tape;
-use liandan::dist::{Communicator, GradientBuckets, broadcast_store, local_group};
+use liandan::autograd::{BatchStats, RunningStats, Tape};
+use liandan::dist::{Communicator, GradientBuckets, SharedComm, broadcast_store, local_group};
 use liandan::nn::ParamStore;
 use liandan::ops::conv::Conv2dParams;
+use liandan::ops::norm::BnAct;
 use liandan::optim::{Optimizer, Sgd, SgdConfig};
 use liandan::{Result, Rng, Tensor};
 
@@ -163,4 +164,167 @@ fn a_rank_gone_mid_run_fails_the_other_naming_it() {
         }
         other => panic!("rank 0: {other:?}"),
     }
+}
+
+/// Sync batch norm's net: a pointwise convolution 3→4 (no bias; on 8×8 images, so on
+/// lavapipe it writes its moments on the way), batch norm and ReLU, global average pool,
+/// linear 4→3.
+fn bn_store(seed: u64) -> ParamStore {
+    let mut rng = Rng::new(seed);
+    let mut store = ParamStore::new();
+    for (name, shape, lo) in [
+        ("conv.weight", vec![4, 3, 1, 1], -0.5),
+        ("bn.weight", vec![4], 0.5),
+        ("bn.bias", vec![4], -0.5),
+        ("fc.weight", vec![3, 4], -0.5),
+        ("fc.bias", vec![3], -0.5),
+    ] {
+        let (t, _) = random_tensor(&mut rng, &shape, lo, lo + 1.0);
+        store.insert_param(name, t).unwrap();
+    }
+    store
+}
+
+/// Per step, BATCH images of 3×8×8, each half of the batch with its own offset so that
+/// the halves' statistics differ, and their labels.
+fn bn_data() -> Vec<(Vec<f32>, Vec<usize>)> {
+    let mut rng = Rng::new(98);
+    (0..STEPS)
+        .map(|_| {
+            let mut images = random_values(&mut rng, BATCH * 192, -1.0, 1.0);
+            images[BATCH / 2 * 192..]
+                .iter_mut()
+                .for_each(|v| *v = *v * 3.0 + 2.0);
+            let labels = (0..BATCH).map(|_| rng.below(3) as usize).collect();
+            (images, labels)
+        })
+        .collect()
+}
+
+/// The gradients of the mean cross-entropy over `images[range]` through the BN net,
+/// batch norm's statistics over `sync`'s ranks when given; `running` (mean, var) updated.
+fn bn_gradients(
+    store: &ParamStore,
+    running: &mut (Tensor, Tensor),
+    (images, labels): &(Vec<f32>, Vec<usize>),
+    range: std::ops::Range<usize>,
+    sync: Option<&SharedComm>,
+) -> Result<HashMap<String, Tensor>> {
+    let n = range.len();
+    let pixels = &images[range.start * 192..range.end * 192];
+    let tape = Tape::new();
+    let x = tape.input(Tensor::from_slice(device(), pixels, &[n, 3, 8, 8])?);
+    let p = |name: &str| tape.param(name, store.get(name).unwrap().clone());
+    let (y, moments) = tape.conv2d_with_moments(&x, &p("conv.weight"), &Conv2dParams::default())?;
+    let stats = BatchStats {
+        moments: moments.as_ref(),
+        sync,
+    };
+    let stored = RunningStats {
+        mean: &running.0,
+        var: &running.1,
+    };
+    let affine = (Some(&p("bn.weight")), Some(&p("bn.bias")));
+    let (y, mean, var) =
+        tape.batch_norm_act_train_from(&y, stats, affine, stored, (0.1, 1e-5), BnAct::Relu)?;
+    *running = (mean, var);
+    let y = tape.global_avg_pool(&y)?;
+    let y = tape.reshape(&y, &[n, 4])?;
+    let logits = tape.linear(&y, &p("fc.weight"), Some(&p("fc.bias")))?;
+    let loss = tape.cross_entropy(&logits, &labels[range], 0.0)?;
+    tape.backward(&loss)?.by_name()
+}
+
+/// STEPS steps of the BN net on 2 ranks × half the batch, batch norm synchronized or
+/// not: each rank's parameters then running statistics after every step.
+fn two_bn_ranks(sync_bn: bool) -> Vec<Vec<Vec<f32>>> {
+    let data = std::sync::Arc::new(bn_data());
+    let comms = local_group(2, Duration::from_secs(120)).unwrap();
+    let threads: Vec<_> = comms
+        .into_iter()
+        .map(|mut comm| {
+            let data = data.clone();
+            std::thread::spawn(move || -> Result<Vec<Vec<f32>>> {
+                let rank = comm.rank();
+                let mut store = bn_store(1 + rank as u64);
+                broadcast_store(&mut comm, &mut store)?;
+                let shared = SharedComm::new(Box::new(comm));
+                let mut running = (
+                    Tensor::zeros(device(), &[4])?,
+                    Tensor::ones(device(), &[4])?,
+                );
+                let mut opt = sgd();
+                let half = BATCH / 2;
+                let mut after_each = Vec::new();
+                for batch in data.iter() {
+                    let range = rank * half..(rank + 1) * half;
+                    let sync = sync_bn.then_some(&shared);
+                    let mut grads = bn_gradients(&store, &mut running, batch, range, sync)?;
+                    GradientBuckets::default().average(&mut **shared.lock(), &mut grads)?;
+                    opt.step(&mut store, &grads, 0.1)?;
+                    let mut now = values(&store).concat();
+                    now.extend(running.0.to_vec()?);
+                    now.extend(running.1.to_vec()?);
+                    after_each.push(now);
+                }
+                Ok(after_each)
+            })
+        })
+        .collect();
+    threads
+        .into_iter()
+        .map(|t| t.join().unwrap().unwrap())
+        .collect()
+}
+
+/// Sync batch norm: 2 ranks × half the batch step like 1 rank × the whole batch, batch
+/// norm included (the halves' statistics differ: the second half is shifted and
+/// scaled), parameters and running statistics bitwise equal across the ranks after every
+/// step; without sync each rank normalizes its half with its own statistics, which this
+/// data tells apart.
+#[test]
+fn two_ranks_with_sync_batch_norm_step_like_one_rank_with_the_whole() {
+    let data = bn_data();
+    let mut single = bn_store(1);
+    let mut running = (
+        Tensor::zeros(device(), &[4]).unwrap(),
+        Tensor::ones(device(), &[4]).unwrap(),
+    );
+    let mut opt = sgd();
+    for batch in &data {
+        let grads = bn_gradients(&single, &mut running, batch, 0..BATCH, None).unwrap();
+        opt.step(&mut single, &grads, 0.1).unwrap();
+    }
+    let mut want = values(&single).concat();
+    want.extend(running.0.to_vec().unwrap());
+    want.extend(running.1.to_vec().unwrap());
+    let want: Vec<f64> = want.iter().map(|&v| f64::from(v)).collect();
+    let scale = vec![1.0; want.len()];
+
+    let ranks = two_bn_ranks(true);
+    let bits = |v: &[f32]| -> Vec<u32> { v.iter().map(|x| x.to_bits()).collect() };
+    assert_eq!(ranks[0].len(), STEPS);
+    for (step, (a, b)) in ranks[0].iter().zip(&ranks[1]).enumerate() {
+        assert_eq!(bits(a), bits(b), "step {step}: the ranks differ");
+    }
+    let got = &ranks[0][STEPS - 1];
+    assert_close_scaled(
+        "sync batch norm, 2 ranks × 4 against 1 × 8",
+        got,
+        &want,
+        &scale,
+        1e-5,
+    );
+
+    // Per-rank statistics are another computation: far from the single rank's.
+    let apart = &two_bn_ranks(false)[0][STEPS - 1];
+    let gap = apart
+        .iter()
+        .zip(&want)
+        .map(|(&g, &w)| (f64::from(g) - w).abs())
+        .fold(0.0, f64::max);
+    assert!(
+        gap > 1e-3,
+        "per-rank batch norm within {gap} of the whole batch's"
+    );
 }

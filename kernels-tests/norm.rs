@@ -2,12 +2,18 @@
 //! reference backward is itself checked against central differences of the reference
 //! forward, so the GPU gradients are tied to the forward's definition.
 
-use liandan::ops::conv::{Conv2dParams, conv2d, conv2d_batch_norm_eval};
+use liandan::autograd::Tape;
+use liandan::nn::{
+    self, Activation, BatchNorm2d, BatchNorm2dConfig, Conv2d, Conv2dConfig, Ctx, Module, Scope,
+    Sequential,
+};
+use liandan::ops::conv::{Conv2dParams, conv2d, conv2d_batch_norm_eval, conv2d_with_moments};
 use liandan::ops::norm::FrozenBatchNorm;
 use liandan::ops::norm::{
     BnAct, batch_norm_act_backward, batch_norm_act_eval, batch_norm_act_eval_backward,
-    batch_norm_act_train, batch_norm_backward, batch_norm_eval, batch_norm_eval_backward,
-    batch_norm_train, group_norm, group_norm_backward, layer_norm, layer_norm_backward,
+    batch_norm_act_train, batch_norm_act_train_from, batch_norm_backward, batch_norm_eval,
+    batch_norm_eval_backward, batch_norm_train, group_norm, group_norm_backward, layer_norm,
+    layer_norm_backward,
 };
 use liandan::{Result, Rng, Tensor};
 
@@ -492,6 +498,142 @@ fn conv_with_a_folded_batch_norm_matches_conv_then_batch_norm() {
     assert!(err.contains("running_mean") && err.contains("[3]"), "{err}");
 }
 
+/// A convolution that writes its output's moments on the way (depthwise on vec4 rows at
+/// stride 1 and 2, with planes whose rows the plan's rows per invocation would not
+/// divide, rows of 70,000 columns (past the loop cap: in ranges), and a 5×5; pointwise over the batch's planes) against the convolution and a
+/// batch norm run apart, and the statistics against the f64 moments of the output, also
+/// for a mean 60 times the spread. Paths without moments (planes of 25 pixels, a standard
+/// 3×3) give none and the plain output. With `expect_fused`, the fused paths must run
+/// where the adapter has them (8-wide subgroups for the pointwise ones).
+fn check_conv_moments(expect_fused: bool) {
+    let mut rng = Rng::new(83);
+    let subgroup8 = device().summary().subgroup_sizes == Some((8, 8));
+    // (x shape, x range, c_out, kernel, stride, padding, groups, moments expected)
+    type Case = (
+        [usize; 4],
+        (f64, f64),
+        usize,
+        usize,
+        usize,
+        usize,
+        usize,
+        bool,
+    );
+    let cases: [Case; 9] = [
+        ([65, 64, 8, 8], (-2.0, 2.0), 64, 3, 1, 1, 64, true),
+        ([1, 2, 3, 70_000], (-2.0, 2.0), 2, 3, 1, 1, 2, true),
+        ([2, 4, 12, 16], (-2.0, 2.0), 4, 3, 2, 1, 4, true),
+        ([2, 3, 5, 12], (-2.0, 2.0), 3, 5, 1, 2, 3, true),
+        ([14, 120, 30, 4], (30.0, 31.0), 120, 3, 1, 1, 120, true),
+        ([3, 6, 4, 4], (-2.0, 2.0), 10, 1, 1, 0, 1, subgroup8),
+        ([2, 9, 8, 12], (30.0, 31.0), 16, 1, 1, 0, 1, subgroup8),
+        ([2, 5, 5, 5], (-2.0, 2.0), 3, 1, 1, 0, 1, false),
+        ([2, 3, 6, 6], (-2.0, 2.0), 4, 3, 1, 1, 1, false),
+    ];
+    for (shape, (lo, hi), c_out, k, stride, pad, groups, fused) in cases {
+        let what = format!("conv {shape:?} in [{lo}, {hi}] -> {c_out} k{k} s{stride} g{groups}");
+        let (x, _) = random_tensor(&mut rng, &shape, lo, hi);
+        let w_lo = if lo > 0.0 { 0.0 } else { -1.0 };
+        let (w, _) = random_tensor(&mut rng, &[c_out, shape[1] / groups, k, k], w_lo, 1.0);
+        let p = Conv2dParams::square(stride, pad, 1, groups);
+        let (y, moments) = conv2d_with_moments(&x, &w, &p).unwrap();
+        let plain = read(&conv2d(&x, &w, None, &p).unwrap());
+        let got = read(&y);
+        assert_eq!(got.len(), plain.len(), "{what}");
+        for (j, (g, want)) in got.iter().zip(&plain).enumerate() {
+            assert!(
+                (g - want).abs() <= 1e-6 * want.abs().max(1.0),
+                "{what} y[{j}]: {g} vs {want}"
+            );
+        }
+        if expect_fused {
+            assert_eq!(moments.is_some(), fused, "{what}: moments written");
+        }
+        let Some(moments) = moments else { continue };
+        let (bw, _) = random_tensor(&mut rng, &[c_out], 0.5, 2.0);
+        let (bb, _) = random_tensor(&mut rng, &[c_out], -1.0, 1.0);
+        let (rm, _) = random_tensor(&mut rng, &[c_out], -1.0, 1.0);
+        let (rv, _) = random_tensor(&mut rng, &[c_out], 0.5, 2.0);
+        let affine = (Some(&bw), Some(&bb));
+        let run = (&rm, &rv);
+        let hyper = (MOMENTUM, EPS);
+        let from =
+            batch_norm_act_train_from(&y, &moments, affine, run, hyper, BnAct::Relu6).unwrap();
+        let apart = batch_norm_act_train(&y, affine, run, hyper, BnAct::Relu6).unwrap();
+        let pairs = [
+            ("y", &from.y, &apart.y),
+            ("save_mean", &from.save_mean, &apart.save_mean),
+            ("save_invstd", &from.save_invstd, &apart.save_invstd),
+            ("running_mean", &from.running_mean, &apart.running_mean),
+            ("running_var", &from.running_var, &apart.running_var),
+        ];
+        // The f64 moments of the output. A batch norm's output is as exact as its mean
+        // relative to the spread: |mean| · invstd · weight ulps of the mean.
+        let at = batch_norm_layout(y.shape());
+        let y64: Vec<f64> = got.iter().map(|&v| f64::from(v)).collect();
+        let (mean, var, _) = self::moments(&y64, &at);
+        let bw64 = read(&bw);
+        let plane = y.numel() / shape[0] / c_out;
+        let conditioning = |j: usize| {
+            let c = j / plane % c_out;
+            let invstd = 1.0 / (var[c] + f64::from(EPS)).sqrt();
+            (mean[c].abs() * invstd * f64::from(bw64[c])).max(1.0) as f32
+        };
+        for (name, a, b) in pairs {
+            for (j, (g, want)) in read(a).iter().zip(&read(b)).enumerate() {
+                let scale = if name == "y" { conditioning(j) } else { 1.0 };
+                let tol = 2e-5 * want.abs().max(1.0) * scale;
+                assert!((g - want).abs() <= tol, "{what} {name}[{j}]: {g} vs {want}");
+            }
+        }
+        let means = read(&from.save_mean);
+        let invstds = read(&from.save_invstd);
+        for c in 0..c_out {
+            let (m, v) = (mean[c], var[c]);
+            let m_err = (f64::from(means[c]) - m).abs();
+            assert!(
+                m_err <= 1e-5 * m.abs().max(1.0),
+                "{what} mean[{c}]: {} vs {m}",
+                means[c]
+            );
+            let invstd = 1.0 / (v + f64::from(EPS)).sqrt();
+            let i_err = (f64::from(invstds[c]) - invstd).abs();
+            assert!(
+                i_err <= RTOL * invstd,
+                "{what} invstd[{c}]: {} vs {invstd}",
+                invstds[c]
+            );
+        }
+    }
+    // Moments belong to the tensor they were written with.
+    let x = Tensor::ones(device(), &[2, 4, 4, 8]).unwrap();
+    let w = Tensor::ones(device(), &[4, 1, 3, 3]).unwrap();
+    let (y, moments) = conv2d_with_moments(&x, &w, &Conv2dParams::square(1, 1, 1, 4)).unwrap();
+    if let Some(moments) = moments {
+        let other = y.add_scalar(0.0).unwrap();
+        let stats = Tensor::ones(device(), &[4]).unwrap();
+        let err = batch_norm_act_train_from(
+            &other,
+            &moments,
+            (None, None),
+            (&stats, &stats),
+            (MOMENTUM, EPS),
+            BnAct::Identity,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("moments") && err.contains("[2, 4, 4, 8]"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn conv_moments_give_batch_norm_the_statistics_of_its_output() {
+    check_conv_moments(true);
+}
+
 /// Planes longer than a lane may walk at the tight budget (160,000 floats, in vec4s; and
 /// 123,201, an odd count, in floats): batch norm walks them in position ranges, training
 /// and evaluation, forward and backward, against the reference.
@@ -922,6 +1064,11 @@ mod at_the_tight_loop_budget {
     }
 
     #[test]
+    fn conv_moments_give_batch_norm_the_statistics_of_its_output() {
+        with_device(tight_budget_device(), || super::check_conv_moments(false));
+    }
+
+    #[test]
     fn running_statistics_use_momentum_and_unbiased_variance() {
         with_device(
             tight_budget_device(),
@@ -1086,4 +1233,102 @@ fn batch_norm_writes_over_its_gradient_only_when_no_one_shares_it() {
     )
     .unwrap();
     assert_eq!(second[0], dx.to_vec().unwrap());
+}
+
+/// The layers of the test below: a pointwise convolution, batch norm, ReLU6, a depthwise
+/// 3×3 and batch norm, as MobileNetV2 stacks them (scopes 0, 1, 3, 4).
+struct ConvBnLayers {
+    pointwise: Conv2d,
+    bn1: BatchNorm2d,
+    depthwise: Conv2d,
+    bn2: BatchNorm2d,
+}
+
+/// Tensors' values by name.
+type Named = Vec<(String, Vec<f32>)>;
+
+/// One training pass of [`ConvBnLayers`] on `x`, as a `Sequential` (`fused`: each batch
+/// norm merges the moments its convolution wrote) or layer by layer (each batch norm
+/// walks its input): the loss, the gradients by name, and the store after (running
+/// statistics).
+fn conv_bn_pass(fused: bool, x: &Tensor) -> (f32, Named, Named) {
+    let build = |s: &mut Scope| -> Result<ConvBnLayers> {
+        let cfg = BatchNorm2dConfig::default();
+        Ok(ConvBnLayers {
+            pointwise: Conv2d::new(&mut s.pp(0), 6, 12, Conv2dConfig::new(1).bias(false))?,
+            bn1: BatchNorm2d::new(&mut s.pp(1), 12, cfg)?,
+            depthwise: Conv2d::new(
+                &mut s.pp(3),
+                12,
+                12,
+                Conv2dConfig::new(3).padding(1).groups(12).bias(false),
+            )?,
+            bn2: BatchNorm2d::new(&mut s.pp(4), 12, cfg)?,
+        })
+    };
+    let (layers, mut store) = nn::build(device(), 21, build).unwrap();
+    let tape = Tape::new();
+    let mut ctx = Ctx::train(&tape, &mut store, 0);
+    let input = tape.input(x.clone());
+    let y = if fused {
+        let seq = Sequential::from_children(vec![
+            Box::new(layers.pointwise),
+            Box::new(layers.bn1),
+            Box::new(Activation::Relu6),
+            Box::new(layers.depthwise),
+            Box::new(layers.bn2),
+        ]);
+        seq.forward(&mut ctx, &input).unwrap()
+    } else {
+        let y = layers.pointwise.forward(&mut ctx, &input).unwrap();
+        let y = layers.bn1.forward_act(&mut ctx, &y, BnAct::Relu6).unwrap();
+        let y = layers.depthwise.forward(&mut ctx, &y).unwrap();
+        layers.bn2.forward(&mut ctx, &y).unwrap()
+    };
+    let n = x.shape()[0];
+    let pooled = tape.global_avg_pool(&y).unwrap();
+    let logits = tape.reshape(&pooled, &[n, 12]).unwrap();
+    let targets: Vec<usize> = (0..n).map(|i| i * 5 % 12).collect();
+    let loss = tape.cross_entropy(&logits, &targets, 0.0).unwrap();
+    let grads = tape.backward(&loss).unwrap().by_name().unwrap();
+    let mut grads: Named = grads.into_iter().map(|(k, t)| (k, read(&t))).collect();
+    grads.sort_by(|a, b| a.0.cmp(&b.0));
+    let stored = store
+        .iter_all()
+        .map(|(name, t, _)| (name.to_string(), read(t)))
+        .collect();
+    (read(loss.value())[0], grads, stored)
+}
+
+/// A convolution followed by batch norm in a `Sequential` trains as the two run apart:
+/// the loss, every gradient and the running statistics agree up to float rounding
+/// whether batch norm merges the convolution's moments (where its path writes them, as
+/// on lavapipe) or walks its input.
+#[test]
+fn a_convolution_then_batch_norm_trains_as_the_two_run_apart() {
+    let mut rng = Rng::new(84);
+    let (x, _) = random_tensor(&mut rng, &[4, 6, 8, 8], -2.0, 2.0);
+    let (loss_f, grads_f, store_f) = conv_bn_pass(true, &x);
+    let (loss_a, grads_a, store_a) = conv_bn_pass(false, &x);
+    assert!(
+        (loss_f - loss_a).abs() <= 1e-5 * loss_a.abs().max(1.0),
+        "{loss_f} vs {loss_a}"
+    );
+    let names = |v: &Named| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&grads_f), names(&grads_a));
+    assert_eq!(grads_f.len(), 6, "{:?}", names(&grads_f));
+    assert_eq!(names(&store_f), names(&store_a));
+    for ((name, f), (_, a)) in grads_f
+        .iter()
+        .zip(&grads_a)
+        .chain(store_f.iter().zip(&store_a))
+    {
+        let scale = a.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-3);
+        for (j, (g, want)) in f.iter().zip(a).enumerate() {
+            assert!(
+                (g - want).abs() <= 1e-4 * scale,
+                "{name}[{j}]: {g} vs {want}"
+            );
+        }
+    }
 }

@@ -3,10 +3,13 @@
 # steps on N ranks × 1/N of a batch equal to 1 rank × the batch (parameters bitwise equal
 # across ranks), and a rank that exits mid-run making the job fail within a bounded time
 # instead of hanging.
-# Expects target/release/examples/dist_check built with `--features mpi`.
+# Expects dist_check built with `--features mpi`: target/debug/examples/dist_check, or
+# the binary $DIST_CHECK names.
 set -euo pipefail
 
-bin=target/release/examples/dist_check
+bin=${DIST_CHECK:-target/debug/examples/dist_check}
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
 mpirun_flags=(--oversubscribe)
 # Open MPI refuses to run as root unless told; containers and CI often are root.
 if [ "$(id -u)" = 0 ]; then
@@ -52,6 +55,16 @@ expect_failure() {
 # ([[job,1],rank]); the exiting rank itself says nothing more.
 expect_failure "a rank exiting mid-run" "--fail-rank 1" \
   "Process name: \[\[[0-9]+,[0-9]+\],1\]"
+
+# Rank 2 is killed (SIGKILL) at its 50th all-reduce while rank 0 saves a checkpoint at
+# every step: mpirun names the killed rank, and the checkpoint file left behind is whole
+# (written to a temporary file, then renamed) and holds what rank 0 saved.
+ckpt=$scratch/checkpoint.safetensors
+expect_failure "a rank killed mid-run" "--kill-rank 2 --checkpoint $ckpt" \
+  "rank 2 with PID [0-9]+ on node .* exited on signal 9"
+"$bin" --verify-checkpoint "$ckpt"
+leftovers=$(find "$scratch" -name '*.tmp*' | wc -l)
+echo "test-dist: the last checkpoint is intact ($leftovers temporary files left)"
 
 # Rank 2 meets an error at its 50th all-reduce: it must abort the job (MPI_Abort) rather
 # than return, which would leave the others waiting in MPI's finalize.

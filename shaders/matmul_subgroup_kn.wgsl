@@ -15,6 +15,12 @@
 // c_plane_stride floats after plane i - 1. A pointwise convolution then multiplies its
 // weight by all the batch's pixels at once: on a 4×4 image, 16 columns per sample would
 // fill a quarter of each 64-column tile.
+//
+// With MOMENTS the kernel also writes each row's moments over the subgroup's 64 columns
+// (count, mean, M2: the sum of squared deviations from the mean) to `moments`, [m,
+// segments, 3] with segment z · (workgroups along x) + x: batch_norm_stats.wgsl merges
+// them, so a batch norm after a pointwise convolution needs no pass of its own over its
+// input. Only without a bias or a scale and shift (the host checks).
 
 struct Params {
     m: u32,
@@ -56,7 +62,9 @@ struct Params {
 @group(0) @binding(1) var<storage, read> b: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> c: array<Out>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<uniform> p: Params;
+// With MOMENTS, [m, segments, 3]; else any buffer, never touched.
+@group(0) @binding(4) var<storage, read_write> moments: array<f32>;
+@group(0) @binding(5) var<uniform> p: Params;
 
 override HAS_BIAS: bool = false;
 // With SCALE_SHIFT the bias binding holds a scale and a shift per row, and each result
@@ -64,12 +72,14 @@ override HAS_BIAS: bool = false;
 // folded into the convolution before them.
 override SCALE_SHIFT: bool = false;
 override K_ALIGNED: bool = false;
+override MOMENTS: bool = false;
 
 override WG_Y: u32 = 8u;
 
 @compute @workgroup_size(8 * WG_Y)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(subgroup_id) subgroup: u32,
     @builtin(subgroup_invocation_id) lane: u32,
 ) {
@@ -165,6 +175,43 @@ fn main(
             let lo_act = vec4<f32>(fused_act(lo.x), fused_act(lo.y), fused_act(lo.z), fused_act(lo.w));
             let hi_act = vec4<f32>(fused_act(hi.x), fused_act(hi.y), fused_act(hi.z), fused_act(hi.w));
             store8(c_base + row * p.c_row_stride, lo_act, hi_act, min(8u, p.n - col0));
+        }
+    }
+    if MOMENTS {
+        store_moments(&acc, row0, col0, lane, z * nwg.x + wid.x, p.batches * nwg.x);
+    }
+}
+
+// Row r's (count, mean, M2) over the subgroup's columns inside the matrix, from the
+// lanes' blocks, written by lane r: two subgroup sums per row, the second of squared
+// deviations from the first's mean (no E[x²] - E[x]², which cancels in f32).
+fn store_moments(
+    acc: ptr<function, array<vec4<f32>, 16>>,
+    row0: u32,
+    col0: u32,
+    lane: u32,
+    segment: u32,
+    segments: u32,
+) {
+    // Lane 0's columns are always inside (the grid ends at the last column), so the
+    // subgroup's count is at least 1.
+    let valid = select(0u, min(8u, p.n - min(col0, p.n)), col0 < p.n);
+    let in_lo = vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(valid);
+    let in_hi = vec4<u32>(4u, 5u, 6u, 7u) < vec4<u32>(valid);
+    let count = subgroupAdd(f32(valid));
+    for (var r = 0u; r < 8u; r++) {
+        let lo = select(vec4<f32>(0.0), (*acc)[2u * r], in_lo);
+        let hi = select(vec4<f32>(0.0), (*acc)[2u * r + 1u], in_hi);
+        let mean = subgroupAdd(dot(lo + hi, vec4<f32>(1.0))) / count;
+        let d_lo = select(vec4<f32>(0.0), lo - mean, in_lo);
+        let d_hi = select(vec4<f32>(0.0), hi - mean, in_hi);
+        let m2 = subgroupAdd(dot(d_lo, d_lo) + dot(d_hi, d_hi));
+        let row = row0 + r;
+        if lane == r && row < p.m {
+            let at = 3u * (row * segments + segment);
+            moments[at] = count;
+            moments[at + 1u] = mean;
+            moments[at + 2u] = m2;
         }
     }
 }

@@ -235,6 +235,11 @@ impl Tensor {
         Arc::strong_count(&self.storage) == 1 && self.offset == 0
     }
 
+    /// Whether `self` and `other` are the same tensor: the same storage, offset and shape.
+    pub(crate) fn is_same_tensor(&self, other: &Tensor) -> bool {
+        self.shares_storage(other) && self.offset == other.offset && self.shape == other.shape
+    }
+
     /// Whether `self` and `other` share storage.
     pub(crate) fn shares_storage(&self, other: &Tensor) -> bool {
         Arc::ptr_eq(&self.storage, &other.storage)

@@ -5,9 +5,10 @@ use crate::error::Result;
 use crate::ops::conv::{
     Conv2dParams, ConvTranspose2dParams, conv_backward_bias, conv_transpose2d,
     conv_transpose2d_backward_input, conv_transpose2d_backward_weight, conv2d,
-    conv2d_backward_input, conv2d_backward_weight,
+    conv2d_backward_input, conv2d_backward_weight, conv2d_with_moments,
 };
 use crate::ops::linear::{linear, linear_backward};
+use crate::ops::norm::ChannelMoments;
 use crate::tensor::Tensor;
 
 /// A convolution or linear op: input `x`, weight `w`, optional bias `b` (node numbers).
@@ -63,6 +64,29 @@ impl Tape {
                 p: *p,
             })
         })
+    }
+
+    /// `conv2d(x, w)`, and the moments of each output channel where the convolution's
+    /// path computes them on the way (see [`conv2d_with_moments`]): for a training batch
+    /// norm after it ([`Tape::batch_norm_act_train_from`]).
+    pub fn conv2d_with_moments(
+        &self,
+        x: &Var,
+        w: &Var,
+        p: &Conv2dParams,
+    ) -> Result<(Var, Option<ChannelMoments>)> {
+        let inputs = [(x, "conv2d input"), (w, "conv2d weight")];
+        self.check_own(&inputs)?;
+        let (y, moments) = conv2d_with_moments(&x.value, &w.value, p)?;
+        let y = self.record(&inputs, y, |ids| {
+            Op::Conv(ConvOp::Conv2d {
+                x: ids[0],
+                w: ids[1],
+                b: None,
+                p: *p,
+            })
+        })?;
+        Ok((y, moments))
     }
 
     /// `conv_transpose2d(x, w) + b`.

@@ -27,7 +27,7 @@ pub use activation::{Act, ActOp};
 pub use arith::ArithOp;
 pub use conv::ConvOp;
 pub use loss::LossOp;
-pub use norm::{NormOp, RunningStats};
+pub use norm::{BatchStats, NormOp, RunningStats};
 pub use pool::PoolOp;
 pub use profile::ProfileRow;
 pub use regularize::{RegularizeOp, stochastic_depth_scale};

@@ -1,10 +1,12 @@
 //! Batch, layer and group norm on the tape.
 
 use super::{Op, Rule, Tape, Values, Var};
+use crate::dist::SharedComm;
 use crate::error::Result;
 use crate::ops::norm::{
-    BnAct, batch_norm_act_backward_owned, batch_norm_act_eval, batch_norm_act_eval_backward,
-    batch_norm_act_train, group_norm, group_norm_backward, layer_norm, layer_norm_backward,
+    BnAct, ChannelMoments, batch_norm_act_backward_owned, batch_norm_act_eval,
+    batch_norm_act_eval_backward, batch_norm_act_train_synced, group_norm, group_norm_backward,
+    layer_norm, layer_norm_backward,
 };
 use crate::tensor::Tensor;
 
@@ -24,6 +26,8 @@ pub enum NormOp {
         /// is read off them).
         scale_shift: Tensor,
         act: BnAct,
+        /// The ranks the statistics spanned (sync batch norm).
+        sync: Option<SharedComm>,
     },
     /// Batch norm in evaluation mode (the running statistics are constants), then the
     /// fused `act`.
@@ -54,6 +58,19 @@ pub enum NormOp {
         mean: Tensor,
         invstd: Tensor,
     },
+}
+
+/// Where a training batch norm's statistics come from besides a pass over its input.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BatchStats<'a> {
+    /// The moments the op that computed the input wrote on the way (see
+    /// [`Tape::conv2d_with_moments`]), merged instead of a pass over the input.
+    pub moments: Option<&'a ChannelMoments>,
+    /// The ranks whose batches the statistics span (sync batch norm, PyTorch's
+    /// `SyncBatchNorm`): each rank's moments are gathered and merged in the forward, and
+    /// the backward's sums added up over the ranks. Every rank must run the same batch
+    /// norms in the same order.
+    pub sync: Option<&'a SharedComm>,
 }
 
 /// Batch norm's running statistics.
@@ -124,20 +141,34 @@ impl Tape {
     pub fn batch_norm_act_train(
         &self,
         x: &Var,
+        affine: (Option<&Var>, Option<&Var>),
+        running: RunningStats,
+        hyper: (f32, f32),
+        act: BnAct,
+    ) -> Result<(Var, Tensor, Tensor)> {
+        self.batch_norm_act_train_from(x, BatchStats::default(), affine, running, hyper, act)
+    }
+
+    /// [`Tape::batch_norm_act_train`], with the batch statistics as `stats` says: merged
+    /// from the moments the convolution that computed `x` wrote on the way
+    /// ([`Tape::conv2d_with_moments`], which saves a pass over `x`), and over every
+    /// rank's batch (sync batch norm, forward and backward).
+    pub fn batch_norm_act_train_from(
+        &self,
+        x: &Var,
+        stats: BatchStats,
         (weight, bias): (Option<&Var>, Option<&Var>),
         running: RunningStats,
-        (momentum, eps): (f32, f32),
+        hyper: (f32, f32),
         act: BnAct,
     ) -> Result<(Var, Tensor, Tensor)> {
         let inputs = norm_inputs(x, weight, bias);
         self.check_own(&inputs)?;
-        let r = batch_norm_act_train(
-            &x.value,
-            (tensor(weight), tensor(bias)),
-            (running.mean, running.var),
-            (momentum, eps),
-            act,
-        )?;
+        let affine = (tensor(weight), tensor(bias));
+        let running = (running.mean, running.var);
+        let from = (stats.moments, stats.sync);
+        let r = batch_norm_act_train_synced(&x.value, from, affine, running, hyper, act)?;
+        let sync = stats.sync.cloned();
         let (save_mean, save_invstd, scale_shift) = (r.save_mean, r.save_invstd, r.scale_shift);
         let y = self.record(&inputs, r.y, |ids| {
             let (weight, bias) = affine_ids(ids, weight.is_some(), bias.is_some());
@@ -149,6 +180,7 @@ impl Tape {
                 save_invstd,
                 scale_shift,
                 act,
+                sync,
             })
         })?;
         Ok((y, r.running_mean, r.running_var))
@@ -307,6 +339,7 @@ impl Rule for NormOp {
                 save_invstd,
                 scale_shift,
                 act,
+                sync,
             } => (
                 // Batch norm's dx may take g's place (training's last pass over it).
                 batch_norm_act_backward_owned(
@@ -315,6 +348,7 @@ impl Rule for NormOp {
                     weight_of(weight),
                     (save_mean, save_invstd),
                     (*act != BnAct::Identity).then_some((*act, scale_shift)),
+                    sync.as_ref(),
                 )?,
                 x,
                 weight,

@@ -17,11 +17,15 @@ mod local;
 #[cfg(feature = "mpi")]
 mod mpi;
 mod parallel;
+mod shared;
+mod sync_bn;
 
 pub use local::{LocalComm, local_group};
 #[cfg(feature = "mpi")]
 pub use mpi::{MpiComm, MpiRuntime};
 pub use parallel::{GradientBuckets, broadcast_buffers, broadcast_store, shard};
+pub use shared::SharedComm;
+pub(crate) use sync_bn::{gather_moments, sum_over_ranks};
 
 use crate::error::Result;
 

@@ -1,6 +1,7 @@
 //! What a forward pass needs besides its input.
 
 use crate::autograd::{Tape, Var};
+use crate::dist::SharedComm;
 use crate::error::{Result, arg_err};
 use crate::nn::ParamStore;
 use crate::tensor::Tensor;
@@ -21,6 +22,8 @@ pub struct Ctx<'a> {
     train: bool,
     /// Seeds dropout; advanced at every dropout layer so each draws a fresh mask.
     seed: u64,
+    /// The ranks batch norm's training statistics span, if any (sync batch norm).
+    sync_bn: Option<SharedComm>,
 }
 
 impl<'a> Ctx<'a> {
@@ -32,6 +35,7 @@ impl<'a> Ctx<'a> {
             store: Store::Exclusive(store),
             train: true,
             seed,
+            sync_bn: None,
         }
     }
 
@@ -42,12 +46,27 @@ impl<'a> Ctx<'a> {
             store: Store::Shared(store),
             train: false,
             seed: 0,
+            sync_bn: None,
         }
     }
 
     /// Whether this is a training pass.
     pub fn is_training(&self) -> bool {
         self.train
+    }
+
+    /// This context with batch norm's training statistics over every rank's batch of
+    /// `comm`'s group (sync batch norm, PyTorch's `SyncBatchNorm`): each batch norm's
+    /// forward and backward run collectives, so every rank must run the same model.
+    /// Without it each rank normalizes with its own batch's statistics, as DDP does.
+    pub fn with_sync_bn(mut self, comm: SharedComm) -> Self {
+        self.sync_bn = Some(comm);
+        self
+    }
+
+    /// The ranks batch norm's training statistics span ([`Ctx::with_sync_bn`]).
+    pub fn sync_bn(&self) -> Option<&SharedComm> {
+        self.sync_bn.as_ref()
     }
 
     /// The model's tensors.

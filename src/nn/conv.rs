@@ -205,6 +205,20 @@ impl Module for Conv2d {
         if self.bias.is_some() {
             return None;
         }
+        if ctx.is_training() {
+            // Training: the batch norm's statistics merge the moments the convolution
+            // wrote on the way, where its path does.
+            let run = |ctx: &mut Ctx| -> Result<Var> {
+                let w = ctx.param(&self.weight)?;
+                let (y, moments) = ctx.tape.conv2d_with_moments(x, &w, &self.params)?;
+                bn.forward_act_from(ctx, &y, moments.as_ref(), act)
+            };
+            return Some(run(ctx));
+        }
+        if ctx.tape.is_recording() {
+            // A frozen batch norm that gradients flow through: run apart.
+            return None;
+        }
         let run = || -> Result<Var> {
             let w = ctx.store().get(&self.weight)?;
             let ([weight, bias, running_mean, running_var], eps) = bn.frozen(ctx)?;

@@ -38,10 +38,12 @@ pub trait Module {
         None
     }
 
-    /// In evaluation on a tape that records nothing (inference): the output of this
-    /// module, then `bn` with its running statistics, then `act`, as one fused op, when
-    /// this module can fold them in (a convolution without a bias); by default `None`,
-    /// and the caller runs them apart.
+    /// The output of this module, then `bn`, then `act`, fused where this module can (a
+    /// convolution without a bias): in training, the convolution writes the moments the
+    /// batch norm's statistics merge (no pass of their own over its output); in
+    /// evaluation on a tape that records nothing (inference), it folds the batch norm
+    /// (running statistics) and `act` into its last step. By default `None`, and the
+    /// caller runs them apart.
     fn forward_then_batch_norm(
         &self,
         ctx: &mut Ctx,

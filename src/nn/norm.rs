@@ -1,9 +1,9 @@
 //! Normalization layers: [`BatchNorm2d`].
 
 use super::{Ctx, Init, Module, Scope};
-use crate::autograd::{RunningStats, Var};
+use crate::autograd::{BatchStats, RunningStats, Var};
 use crate::error::{Result, arg_err};
-use crate::ops::norm::BnAct;
+use crate::ops::norm::{BnAct, ChannelMoments};
 use crate::tensor::Tensor;
 
 /// Batch norm's settings, PyTorch's names and defaults (`eps` 1e-5, `momentum` 0.1).
@@ -113,6 +113,19 @@ impl BatchNorm2d {
     /// [`Module::forward`] followed by `act`, fused into batch norm's passes (what a
     /// [`crate::nn::Sequential`] does with a batch norm followed by a ReLU or ReLU6).
     pub fn forward_act(&self, ctx: &mut Ctx, x: &Var, act: BnAct) -> Result<Var> {
+        self.forward_act_from(ctx, x, None, act)
+    }
+
+    /// [`Self::forward_act`], with the batch statistics in training merged from
+    /// `moments` of `x` when given (see [`crate::autograd::Tape::conv2d_with_moments`]),
+    /// and over every rank's batch when the context says so ([`Ctx::with_sync_bn`]).
+    pub(crate) fn forward_act_from(
+        &self,
+        ctx: &mut Ctx,
+        x: &Var,
+        moments: Option<&ChannelMoments>,
+        act: BnAct,
+    ) -> Result<Var> {
         let (w, b) = (ctx.param(&self.weight)?, ctx.param(&self.bias)?);
         let store = ctx.store();
         let (mean, var) = (
@@ -129,8 +142,13 @@ impl BatchNorm2d {
                 .tape
                 .batch_norm_act_eval(x, affine, running, self.cfg.eps, act);
         }
-        let (y, new_mean, new_var) = ctx.tape.batch_norm_act_train(
+        let stats = BatchStats {
+            moments,
+            sync: ctx.sync_bn(),
+        };
+        let (y, new_mean, new_var) = ctx.tape.batch_norm_act_train_from(
             x,
+            stats,
             (Some(&w), Some(&b)),
             running,
             (self.cfg.momentum, self.cfg.eps),

@@ -86,17 +86,15 @@ impl Sequential {
 
 impl Module for Sequential {
     /// Each child in turn; a child followed by an activation it can fuse (batch norm
-    /// then ReLU or ReLU6) runs with it as one op, and in inference a convolution
-    /// followed by a batch norm (and such an activation) as one op too.
+    /// then ReLU or ReLU6) runs with it as one op, and a convolution followed by a batch
+    /// norm (and such an activation) fused as [`Module::forward_then_batch_norm`] says.
     fn forward(&self, ctx: &mut Ctx, x: &Var) -> Result<Var> {
         let mut y = x.clone();
         let mut i = 0;
         while i < self.children.len() {
             let child = &self.children[i];
             let next = self.children.get(i + 1);
-            // Inference: a convolution takes the batch norm (and activation) after it.
-            let inference = !ctx.is_training() && !ctx.tape.is_recording();
-            if inference && let Some(bn) = next.and_then(|n| n.as_batch_norm()) {
+            if let Some(bn) = next.and_then(|n| n.as_batch_norm()) {
                 let after = self
                     .children
                     .get(i + 2)

@@ -10,6 +10,7 @@
 //!   `batch_norm_grad_coef` (dweight, dbias, and dx's coefficients per channel),
 //!   `batch_norm_grad_input`.
 
+use crate::dist::{SharedComm, gather_moments, sum_over_ranks};
 use crate::error::{Error, Result};
 use crate::gpu::{Device, Grid, Kernel, kernel};
 use crate::ops::norm::BatchNormTrain;
@@ -175,7 +176,7 @@ impl ChannelWalk {
 }
 
 /// Most segments whose results one invocation per channel merges (a loop of its own).
-fn max_merged_segments(device: &Device) -> usize {
+pub(super) fn max_merged_segments(device: &Device) -> usize {
     (device.loop_budget() - 8) as usize
 }
 
@@ -184,9 +185,13 @@ fn per_channel(c: usize, segments: usize) -> crate::gpu::Launch {
     Grid::for_items(c as u64, PER_CHANNEL_WG).trips(segments as u64 + 8)
 }
 
-/// Training forward of `x` viewed as `[n, c, s]` (count `n · s` > 1 per channel).
+/// Training forward of `x` viewed as `[n, c, s]` (count `n · s` > 1 per channel). With
+/// `moments` (`[c, segments, 3]`, written by the op that computed x) the statistics merge
+/// those instead of walking x; with `sync`, every rank's batch (each rank's merged
+/// moments gathered, then merged in rank order: the same bits on every rank).
 pub(super) fn train(
     x: &Tensor,
+    (moments, sync): (Option<&Tensor>, Option<&SharedComm>),
     (n, c, s): (usize, usize, usize),
     (weight, bias): (Option<&Tensor>, Option<&Tensor>),
     (running_mean, running_var): (&Tensor, &Tensor),
@@ -195,19 +200,44 @@ pub(super) fn train(
 ) -> Result<BatchNormTrain> {
     let device = x.device();
     let walk = ChannelWalk::new(device, (n, c, s), max_merged_segments(device))?;
-    let partial = x.uninit_like(&[c, walk.segments, 3])?;
-    device.dispatch(
-        walk.kernel(&MOMENTS),
-        "main",
-        &[],
-        &[x.buffer(), partial.buffer()],
-        &walk.words(),
-        walk.launch(),
-    )?;
+    let walked;
+    let partial = match moments {
+        Some(partial) => {
+            let segments = partial.shape().get(1).copied().unwrap_or(0);
+            if partial.shape() != [c, segments, 3] || segments > max_merged_segments(device) {
+                return Err(Error::Internal(format!(
+                    "batch norm: moments shaped {:?} for {c} channels",
+                    partial.shape()
+                )));
+            }
+            partial
+        }
+        None => {
+            walked = x.uninit_like(&[c, walk.segments, 3])?;
+            device.dispatch(
+                walk.kernel(&MOMENTS),
+                "main",
+                &[],
+                &[x.buffer(), walked.buffer()],
+                &walk.words(),
+                walk.launch(),
+            )?;
+            &walked
+        }
+    };
+    let mut count = n * s;
+    let gathered;
+    let partial = match sync {
+        Some(comm) => {
+            (gathered, count) = gather_moments(comm, partial)?;
+            &gathered
+        }
+        None => partial,
+    };
+    let segments = partial.shape()[1];
     let stat = || x.uninit_like(&[c]);
     let (save_mean, save_invstd, new_mean, new_var) = (stat()?, stat()?, stat()?, stat()?);
     let coef = x.uninit_like(&[c, 2])?;
-    let count = n * s;
     let unbias = count as f32 / (count - 1) as f32;
     let flags = u32::from(weight.is_some()) | u32::from(bias.is_some()) << 1;
     device.dispatch(
@@ -228,13 +258,13 @@ pub(super) fn train(
         ],
         &[
             c as u32,
-            walk.segments as u32,
+            segments as u32,
             flags,
             eps.to_bits(),
             momentum.to_bits(),
             unbias.to_bits(),
         ],
-        per_channel(c, walk.segments),
+        per_channel(c, segments),
     )?;
     let y = apply(x, &walk, &coef, act)?;
     Ok(BatchNormTrain {
@@ -336,6 +366,8 @@ pub(super) struct Saved<'a> {
     pub weight: Option<&'a Tensor>,
     /// The fused activation, and what its gradient is read off.
     pub fused: Option<(BnAct, MaskFrom<'a>)>,
+    /// The ranks whose batches the batch statistics spanned (sync batch norm).
+    pub sync: Option<&'a SharedComm>,
 }
 
 /// Where a fused activation passed its input: read off the forward's output, or
@@ -395,27 +427,40 @@ pub(super) fn backward(
     )?;
     let coef = x.uninit_like(&[c, 4])?;
     let (dweight, dbias) = (x.uninit_like(&[c])?, x.uninit_like(&[c])?);
-    device.dispatch(
-        &GRAD_COEF,
-        "main",
-        &[("EVAL", f64::from(u8::from(!saved.batch_stats)))],
-        &[
-            partial.buffer(),
-            mean.buffer(),
-            invstd.buffer(),
-            saved.weight.unwrap_or(mean).buffer(),
-            dweight.buffer(),
-            dbias.buffer(),
-            coef.buffer(),
-        ],
-        &[
-            c as u32,
-            walk.segments as u32,
-            u32::from(saved.weight.is_some()),
-            ((n * s) as f32).to_bits(),
-        ],
-        per_channel(c, walk.segments),
-    )?;
+    let grad_coef = |partial: &Tensor, count: usize, (dweight, dbias): (&Tensor, &Tensor)| {
+        let segments = partial.shape()[1];
+        device.dispatch(
+            &GRAD_COEF,
+            "main",
+            &[("EVAL", f64::from(u8::from(!saved.batch_stats)))],
+            &[
+                partial.buffer(),
+                mean.buffer(),
+                invstd.buffer(),
+                saved.weight.unwrap_or(mean).buffer(),
+                dweight.buffer(),
+                dbias.buffer(),
+                coef.buffer(),
+            ],
+            &[
+                c as u32,
+                segments as u32,
+                u32::from(saved.weight.is_some()),
+                (count as f32).to_bits(),
+            ],
+            per_channel(c, segments),
+        )
+    };
+    // The affine parameters' gradients are this rank's own sums (the trainer averages
+    // them over the ranks, as every parameter's).
+    grad_coef(&partial, n * s, (&dweight, &dbias))?;
+    if let Some(comm) = saved.sync {
+        // dx's coefficients from the sums over every rank's batch: the statistics were
+        // of all of them.
+        let (total, count) = sum_over_ranks(comm, &partial, n * s)?;
+        let unused = (x.uninit_like(&[c])?, x.uninit_like(&[c])?);
+        grad_coef(&total, count, (&unused.0, &unused.1))?;
+    }
     // The last pass binds grad_y writable: a copy when it shares storage with what the
     // pass reads (wgpu refuses a buffer bound both writable and read-only).
     let copy;

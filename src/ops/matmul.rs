@@ -157,6 +157,9 @@ struct KMajor {
     /// `act(v · t[2r] + t[2r + 1])` for row r: an evaluation-mode batch norm (its scale
     /// and shift per channel) and its activation, fused into the product.
     scale_shift: Option<(Tensor, BnAct)>,
+    /// Where the kernel writes each row's moments per tile of 64 columns, `[m,
+    /// segments, 3]` (see [`Packed::with_moments`]).
+    moments: Option<Tensor>,
 }
 
 /// The columns of a product grouped in planes: `len` columns each (a multiple of 8), the
@@ -208,6 +211,7 @@ pub(crate) fn k_major(t: &Tensor, v: MatrixView, planes: Option<ColumnPlanes>) -
                 c_stride: 0,
             }),
             scale_shift: None,
+            moments: None,
         }),
     })
 }
@@ -227,6 +231,33 @@ impl Packed {
         }
         Ok(self)
     }
+
+    /// This K-major operand, with the product also writing each row's (count, mean, M2)
+    /// per 64 columns to `moments`, `[m, segments, 3]`, segment `matrix · tiles + tile`
+    /// ([`moment_segments`] of them): the partial statistics a batch norm after a
+    /// pointwise convolution merges. Only for products in one pass without a bias or a
+    /// scale and shift; an `Err` otherwise, from [`gemm`].
+    pub(crate) fn with_moments(mut self, moments: &Tensor) -> Result<Packed> {
+        match &mut self.k_major {
+            Some(kn) => kn.moments = Some(moments.clone()),
+            None => {
+                return Err(Error::Internal(
+                    "matmul: only a K-major operand computes moments".into(),
+                ));
+            }
+        }
+        Ok(self)
+    }
+}
+
+/// Columns per workgroup of the K-major kernel: the tile [`Packed::with_moments`] writes
+/// one segment of moments per row for.
+const K_MAJOR_TILE_COLS: usize = 64;
+
+/// Segments of moments per row of `batches` products of `n` columns with a K-major B
+/// (see [`Packed::with_moments`]).
+pub(crate) fn moment_segments(n: usize, batches: usize) -> usize {
+    batches * n.div_ceil(K_MAJOR_TILE_COLS)
 }
 
 /// An operand of `rows` rows whose K runs over `planes` planes of `len` floats each:
@@ -262,9 +293,9 @@ pub(crate) fn k_major_fits_one_pass(device: &crate::Device, k: usize) -> bool {
     items_within(device.loop_budget(), fixed, per_k4).is_some_and(|k4| k.div_ceil(4) <= k4)
 }
 
-/// Loop iterations of the K-major kernel: as the subgroup kernel's, plus the loop over
-/// the 4 rows of B per vec4 of K.
-const K_MAJOR_LOOP_COST: (u64, u64) = (8 + 72, 5);
+/// Loop iterations of the K-major kernel: as the subgroup kernel's, plus the moments'
+/// loop over 8 rows, plus the loop over the 4 rows of B per vec4 of K.
+const K_MAJOR_LOOP_COST: (u64, u64) = (8 + 72 + 9, 5);
 
 /// Brings an operand into the kernels' layout: in place when it already is (dense rows,
 /// K contiguous, everything aligned to vec4s), else through the pack kernel.
@@ -396,10 +427,9 @@ pub(crate) fn gemm(
         ))
     })?;
     let slices = Segments::split(k4, k4_slice);
-    let needs_one_pass = b
-        .k_major
-        .as_ref()
-        .is_some_and(|kn| kn.planes.b_stride != 0 || kn.scale_shift.is_some());
+    let needs_one_pass = b.k_major.as_ref().is_some_and(|kn| {
+        kn.planes.b_stride != 0 || kn.scale_shift.is_some() || kn.moments.is_some()
+    });
     if b.k_major
         .as_ref()
         .is_some_and(|kn| kn.scale_shift.is_some())
@@ -408,6 +438,24 @@ pub(crate) fn gemm(
         return Err(Error::Internal(
             "matmul: a scale and shift replace the bias; not both".into(),
         ));
+    }
+    if let Some(moments) = b.k_major.as_ref().and_then(|kn| kn.moments.as_ref()) {
+        let want = [m, moment_segments(n, batches), 3];
+        if bias.is_some()
+            || b.k_major
+                .as_ref()
+                .is_some_and(|kn| kn.scale_shift.is_some())
+        {
+            return Err(Error::Internal(
+                "matmul: moments are of the plain product; no bias or scale and shift".into(),
+            ));
+        }
+        if moments.shape() != want {
+            return Err(Error::Internal(format!(
+                "matmul: moments shaped {:?}, the product needs {want:?}",
+                moments.shape()
+            )));
+        }
     }
     if slices.count > 1 && needs_one_pass {
         return Err(Error::Internal(
@@ -530,11 +578,13 @@ fn gemm_launch(
         ("HAS_BIAS", f64::from(u8::from(bias.is_some()))),
     ];
     let scale_shift = b.k_major.as_ref().and_then(|kn| kn.scale_shift.as_ref());
+    let moments = b.k_major.as_ref().and_then(|kn| kn.moments.as_ref());
     if b.k_major.is_some() {
         let act = scale_shift.map_or(BnAct::Identity, |(_, act)| *act);
         overrides.push(("SCALE_SHIFT", f64::from(u8::from(scale_shift.is_some()))));
         overrides.push(("ACT", act.code()));
         overrides.push(("K_ALIGNED", f64::from(u8::from(k.is_multiple_of(4)))));
+        overrides.push(("MOMENTS", f64::from(u8::from(moments.is_some()))));
     }
     // Without a bias any buffer fills the binding; the kernel never reads it. The scale
     // and shift take the bias's binding.
@@ -560,6 +610,17 @@ fn gemm_launch(
             b.k_planes.map_or(0, |kp| kp.stride4),
         ],
     };
+    let mut buffers = vec![
+        a.tensor.buffer(),
+        b.tensor.buffer(),
+        c.tensor.buffer(),
+        bias_buffer,
+    ];
+    if b.k_major.is_some() {
+        // The moments' binding; without them C fills it (bound writable twice, which
+        // wgpu allows), and the kernel never touches it.
+        buffers.push(moments.unwrap_or(c.tensor).buffer());
+    }
     let trips = fixed + slices.len as u64 * per_k4;
     let max_z = device.limits().max_compute_workgroups_per_dimension as usize;
     for z_base in layers.clone().step_by(max_z) {
@@ -572,12 +633,7 @@ fn gemm_launch(
             kernel,
             "main",
             &overrides,
-            &[
-                a.tensor.buffer(),
-                b.tensor.buffer(),
-                c.tensor.buffer(),
-                bias_buffer,
-            ],
+            &buffers,
             &[
                 m,
                 n,

@@ -18,6 +18,7 @@ use super::batch_norm;
 pub use super::batch_norm::BnAct;
 use super::reduce::{Reduction, reduce_with};
 use super::segments::{Segments, items_within};
+use crate::dist::SharedComm;
 use crate::error::{Result, arg_err, shape_err};
 use crate::gpu::{Grid, Kernel, kernel};
 use crate::tensor::Tensor;
@@ -368,6 +369,75 @@ pub fn batch_norm_train(
 /// `(momentum, eps)`.
 pub fn batch_norm_act_train(
     x: &Tensor,
+    affine: (Option<&Tensor>, Option<&Tensor>),
+    running: (&Tensor, &Tensor),
+    hyper: (f32, f32),
+    act: BnAct,
+) -> Result<BatchNormTrain> {
+    train_with(x, (None, None), affine, running, hyper, act)
+}
+
+/// [`batch_norm_act_train`] with the batch statistics merged from `moments`, which the
+/// op that wrote `x` computed on the way ([`crate::ops::conv::conv2d_with_moments`]),
+/// instead of from a pass of its own over `x`: the same numbers up to float rounding.
+/// An `Err` when `moments` are not those of `x`.
+pub fn batch_norm_act_train_from(
+    x: &Tensor,
+    moments: &ChannelMoments,
+    affine: (Option<&Tensor>, Option<&Tensor>),
+    running: (&Tensor, &Tensor),
+    hyper: (f32, f32),
+    act: BnAct,
+) -> Result<BatchNormTrain> {
+    train_with(x, (Some(moments), None), affine, running, hyper, act)
+}
+
+/// [`batch_norm_act_train_from`] with optional `moments`, and with `sync` the statistics
+/// of every rank's batch (sync batch norm; its backward needs the same `sync`: see
+/// [`batch_norm_act_backward_owned`]).
+pub(crate) fn batch_norm_act_train_synced(
+    x: &Tensor,
+    (moments, sync): (Option<&ChannelMoments>, Option<&SharedComm>),
+    affine: (Option<&Tensor>, Option<&Tensor>),
+    running: (&Tensor, &Tensor),
+    hyper: (f32, f32),
+    act: BnAct,
+) -> Result<BatchNormTrain> {
+    train_with(x, (moments, sync), affine, running, hyper, act)
+}
+
+/// The moments of each channel of a tensor, written by the op that computed it (a
+/// convolution's last step, see [`crate::ops::conv::conv2d_with_moments`]): count, mean
+/// and M2 (the sum of squared deviations from the mean) per segment of each channel,
+/// which batch norm's statistics merge ([`batch_norm_act_train_from`]) instead of reading
+/// the tensor again.
+#[derive(Clone, Debug)]
+pub struct ChannelMoments {
+    /// `[C, segments, 3]`.
+    partial: Tensor,
+    /// The tensor they are of (checked on use).
+    of: Tensor,
+}
+
+impl ChannelMoments {
+    /// The moments `partial` (`[C, segments, 3]`) of `of`.
+    pub(crate) fn new(partial: Tensor, of: &Tensor) -> Self {
+        Self {
+            partial,
+            of: of.clone(),
+        }
+    }
+
+    /// Most segments per channel batch norm's statistics merge on `device` (one
+    /// invocation per channel loops over them).
+    pub(crate) fn max_segments(device: &crate::Device) -> usize {
+        batch_norm::max_merged_segments(device)
+    }
+}
+
+fn train_with(
+    x: &Tensor,
+    (moments, sync): (Option<&ChannelMoments>, Option<&SharedComm>),
     (weight, bias): (Option<&Tensor>, Option<&Tensor>),
     (running_mean, running_var): (&Tensor, &Tensor),
     (momentum, eps): (f32, f32),
@@ -384,8 +454,17 @@ pub fn batch_norm_act_train(
             x.shape()
         );
     }
+    if let Some(m) = moments
+        && !m.of.is_same_tensor(x)
+    {
+        return arg_err!(
+            "{op}: the moments given are of another tensor than the input {:?}",
+            x.shape()
+        );
+    }
     batch_norm::train(
         x,
+        (moments.map(|m| &m.partial), sync),
         (n, c, s),
         (weight, bias),
         (running_mean, running_var),
@@ -511,6 +590,7 @@ pub fn batch_norm_act_eval_backward(
         batch_stats: false,
         weight,
         fused: fused.map(|(act, y)| (act, batch_norm::MaskFrom::Output(y))),
+        sync: None,
     };
     batch_norm::backward(grad_y, x, (n, c, s), saved, false)
 }
@@ -544,20 +624,23 @@ pub fn batch_norm_act_backward(
     stats: (&Tensor, &Tensor),
     fused: Option<(BnAct, &Tensor)>,
 ) -> Result<(Tensor, Tensor, Tensor)> {
-    train_backward(grad_y, x, weight, stats, fused, false)
+    train_backward(grad_y, x, weight, stats, fused, (false, None))
 }
 
 /// [`batch_norm_act_backward`] taking `grad_y`: when nothing else holds its storage, dx
-/// is written there (the tape hands over the gradients it no longer needs).
+/// is written there (the tape hands over the gradients it no longer needs). With `sync`
+/// (the forward's, [`batch_norm_act_train_synced`]) dx comes from the sums over every
+/// rank's batch; the affine parameters' gradients stay this rank's own.
 pub(crate) fn batch_norm_act_backward_owned(
     grad_y: Tensor,
     x: &Tensor,
     weight: Option<&Tensor>,
     stats: (&Tensor, &Tensor),
     fused: Option<(BnAct, &Tensor)>,
+    sync: Option<&SharedComm>,
 ) -> Result<(Tensor, Tensor, Tensor)> {
     let reuse = grad_y.is_sole_owner();
-    train_backward(&grad_y, x, weight, stats, fused, reuse)
+    train_backward(&grad_y, x, weight, stats, fused, (reuse, sync))
 }
 
 fn train_backward(
@@ -566,7 +649,7 @@ fn train_backward(
     weight: Option<&Tensor>,
     (save_mean, save_invstd): (&Tensor, &Tensor),
     fused: Option<(BnAct, &Tensor)>,
-    reuse: bool,
+    (reuse, sync): (bool, Option<&SharedComm>),
 ) -> Result<(Tensor, Tensor, Tensor)> {
     let op = "batch_norm_backward";
     let (n, c, s) = split_channels(op, x)?;
@@ -583,6 +666,7 @@ fn train_backward(
         batch_stats: true,
         weight,
         fused: fused.map(|(act, t)| (act, batch_norm::MaskFrom::Input(t))),
+        sync,
     };
     batch_norm::backward(grad_y, x, (n, c, s), saved, reuse)
 }

@@ -19,7 +19,7 @@ pub use tta::Tta;
 
 use crate::autograd::Tape;
 use crate::data::loader::{Batch, Loader};
-use crate::dist::{Communicator, GradientBuckets, broadcast_buffers, broadcast_store};
+use crate::dist::{Communicator, GradientBuckets, SharedComm, broadcast_buffers, broadcast_store};
 use crate::error::{Error, Result, arg_err};
 use crate::gpu::Device;
 use crate::io::checkpoint::{apply_checkpoint, load_checkpoint, save_checkpoint};
@@ -128,8 +128,10 @@ pub struct Trainer {
 
 /// A trainer's part in data-parallel training.
 struct Parallel {
-    comm: Box<dyn Communicator>,
+    comm: SharedComm,
     buckets: GradientBuckets,
+    /// Whether batch norm's training statistics span every rank's batch.
+    sync_bn: bool,
     /// Seconds spent averaging gradients once every rank's backward was done: reading
     /// them back, the collectives, uploading.
     sync_seconds: f64,
@@ -196,11 +198,26 @@ impl Trainer {
         }
         broadcast_store(&mut *comm, &mut self.store)?;
         self.parallel = Some(Parallel {
-            comm,
+            comm: SharedComm::new(comm),
             buckets,
+            sync_bn: false,
             sync_seconds: 0.0,
         });
         Ok(())
+    }
+
+    /// From the next step on, batch norm's training statistics span every rank's batch
+    /// (sync batch norm, `--sync-bn`; see [`Ctx::with_sync_bn`]) instead of each rank's
+    /// own: the batch statistics of the global batch, at two small collectives per batch
+    /// norm per step. An `Err` unless the trainer is distributed ([`Trainer::distribute`]).
+    pub fn sync_batch_norm(&mut self) -> Result<()> {
+        match &mut self.parallel {
+            Some(p) => {
+                p.sync_bn = true;
+                Ok(())
+            }
+            None => arg_err!("trainer: sync batch norm needs a distributed trainer"),
+        }
     }
 
     /// This trainer's rank and the number of ranks: `(0, 1)` unless distributed.
@@ -273,7 +290,7 @@ impl Trainer {
         }
         self.epoch += 1;
         if let Some(p) = &mut self.parallel {
-            tally.all_reduce(&mut *p.comm)?;
+            tally.all_reduce(&mut **p.comm.lock())?;
         }
         Ok(tally)
     }
@@ -293,6 +310,9 @@ impl Trainer {
         let x = tape.input(Tensor::from_slice(&device, &batch.images, &batch.shape())?);
         let seed = self.config.seed ^ (self.step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let mut ctx = Ctx::train(&tape, &mut self.store, seed);
+        if let Some(p) = self.parallel.as_ref().filter(|p| p.sync_bn) {
+            ctx = ctx.with_sync_bn(p.comm.clone());
+        }
         let (logits, aux) = self.model.forward_aux(&mut ctx, &x)?;
         let smoothing = self.config.label_smoothing;
         let mut loss = tape.cross_entropy(&logits, &batch.labels, smoothing)?;
@@ -305,9 +325,10 @@ impl Trainer {
             // Every rank's backward run to its end first, so that the time measured is
             // the exchange alone: reading the gradients back, the collectives, uploading.
             device.synchronize()?;
-            p.comm.barrier()?;
+            let mut comm = p.comm.lock();
+            comm.barrier()?;
             let start = std::time::Instant::now();
-            p.buckets.average(&mut *p.comm, &mut grads)?;
+            p.buckets.average(&mut **comm, &mut grads)?;
             p.sync_seconds += start.elapsed().as_secs_f64();
         }
         self.optimizer.step(&mut self.store, &grads, lr)?;
@@ -332,7 +353,7 @@ impl Trainer {
         let device = self.device()?;
         let smoothing = self.config.label_smoothing;
         if let Some(p) = &mut self.parallel {
-            broadcast_buffers(&mut *p.comm, &mut self.store)?;
+            broadcast_buffers(&mut **p.comm.lock(), &mut self.store)?;
         }
         for batch in loader.epoch(0) {
             let shape = batch.shape();
@@ -360,7 +381,7 @@ impl Trainer {
             on_batch(&tally);
         }
         if let Some(p) = &mut self.parallel {
-            tally.all_reduce(&mut *p.comm)?;
+            tally.all_reduce(&mut **p.comm.lock())?;
         }
         Ok(tally)
     }

@@ -200,67 +200,132 @@ pub(super) fn supports_input_grad(g: &Geometry, budget: u64) -> bool {
 /// that, an invocation takes several rows and loads its weights once for them.
 const FORWARD_INVOCATIONS: usize = 16_384;
 
-/// One launch of the forward kernel over `src` into `dst`.
+/// One launch of the forward kernel over `src` into `dst`; with `moments` it also
+/// writes the moments of every channel of `dst` (see [`forward_moments`]) there, planned
+/// by `plan`.
 fn slide_rows(
     slide: &Slide,
     channels: usize,
     tensors: (&Tensor, &Tensor, &Tensor),
     (flip, scale_shift): (bool, Option<(usize, BnAct)>),
+    (plan, moments): (&RowPlan, Option<&Tensor>),
 ) -> Result<()> {
     let mut overrides = slide.overrides();
     overrides.push(("FLIP", f64::from(u8::from(flip))));
+    overrides.push(("MOMENTS", f64::from(u8::from(moments.is_some()))));
     let mut coef_offset = 0;
     if let Some((offset, act)) = scale_shift {
         overrides.extend([("SCALE_SHIFT", 1.0), ("ACT", act.code())]);
         coef_offset = offset;
     }
-    let steps = (slide.dst.1 / 4, slide.loop_cost());
+    // Without moments, dst fills their binding (bound writable twice, which wgpu allows)
+    // and the kernel never touches it.
+    let extra = moments.unwrap_or(tensors.2);
     launch_rows(
         (&FORWARD, overrides),
         slide,
         channels,
         tensors,
-        steps,
-        coef_offset,
+        plan,
+        (coef_offset, Some(extra)),
     )
 }
 
-/// One launch of a kernel that walks destination rows in `steps.0` steps each (chunks,
-/// or pairs of them), `steps.1` being its loop cost `(fixed, per step)`: one invocation
-/// per few whole rows, or per range of steps of one long row.
+/// How a launch of a kernel walking destination rows covers them: `rows_per` whole
+/// rows per invocation, or one range of `segments.len` steps of one long row.
+struct RowPlan {
+    rows: usize,
+    rows_per: usize,
+    segments: Segments,
+    /// Loop iterations of one invocation.
+    trips: u64,
+}
+
+impl RowPlan {
+    /// The plan for `rows` destination rows of `steps.0` steps each (chunks, or pairs of
+    /// them), `steps.1` being the kernel's loop cost `(fixed, per step)`. With
+    /// `in_planes`, an invocation's rows lie in one plane of `plane_rows` rows (for the
+    /// moments, which are per channel).
+    fn new(
+        rows: usize,
+        plane_rows: usize,
+        budget: u64,
+        (steps, (fixed, per_step)): (usize, (u64, u64)),
+        in_planes: bool,
+    ) -> RowPlan {
+        let max_steps = items_within(budget, fixed, per_step).unwrap_or(1);
+        let segments = Segments::split(steps, max_steps);
+        // Several rows per invocation only when whole rows fit, each row paying the fixed
+        // cost again (weights and strips).
+        let row_cost = fixed + steps as u64 * per_step;
+        let mut rows_per = if segments.count == 1 {
+            items_within(budget, 0, row_cost)
+                .unwrap_or(1)
+                .min(rows.div_ceil(FORWARD_INVOCATIONS))
+                .max(1)
+        } else {
+            1
+        };
+        if in_planes {
+            rows_per = (1..=rows_per.min(plane_rows))
+                .rev()
+                .find(|r| plane_rows.is_multiple_of(*r))
+                .unwrap_or(1);
+        }
+        let trips = rows_per as u64 * (fixed + segments.len as u64 * per_step);
+        RowPlan {
+            rows,
+            rows_per,
+            segments,
+            trips,
+        }
+    }
+
+    /// Invocations of the launch.
+    fn total(&self) -> usize {
+        self.rows.div_ceil(self.rows_per) * self.segments.count
+    }
+
+    /// Moments segments per channel of `samples` samples with planes of `plane_rows`
+    /// rows (a multiple of `rows_per`).
+    fn moment_segments(&self, samples: usize, plane_rows: usize) -> usize {
+        samples * (plane_rows / self.rows_per) * self.segments.count
+    }
+}
+
+/// One launch of a kernel that walks destination rows as `plan` says. `extra` fills the
+/// binding after the destination, for the kernels that have one.
 fn launch_rows(
     (kernel, overrides): (&Kernel, Vec<(&'static str, f64)>),
     slide: &Slide,
     channels: usize,
     (src, weight, dst): (&Tensor, &Tensor, &Tensor),
-    (steps, (fixed, per_step)): (usize, (u64, u64)),
-    coef_offset: usize,
+    plan: &RowPlan,
+    (coef_offset, extra): (usize, Option<&Tensor>),
 ) -> Result<()> {
-    let rows = src.shape()[0] * channels * slide.dst.0;
-    let budget = src.device().loop_budget();
-    let max_steps = items_within(budget, fixed, per_step).unwrap_or(1);
-    let segments = Segments::split(steps, max_steps);
-    // Several rows per invocation only when whole rows fit, each row paying the fixed
-    // cost again (weights and strips).
-    let row_cost = fixed + steps as u64 * per_step;
-    let rows_per = if segments.count == 1 {
-        items_within(budget, 0, row_cost)
-            .unwrap_or(1)
-            .min(rows.div_ceil(FORWARD_INVOCATIONS))
-            .max(1)
-    } else {
-        1
-    };
-    let total = rows.div_ceil(rows_per) * segments.count;
-    let trips = rows_per as u64 * (fixed + segments.len as u64 * per_step);
+    let total = plan.total();
+    let mut buffers = vec![src.buffer(), weight.buffer(), dst.buffer()];
+    buffers.extend(extra.map(Tensor::buffer));
     src.device().dispatch(
         kernel,
         "main",
         &overrides,
-        &[src.buffer(), weight.buffer(), dst.buffer()],
-        &slide.words(channels, total, segments, [0, rows_per, rows, coef_offset]),
-        Grid::for_items(total as u64, FORWARD_WG).trips(trips),
+        &buffers,
+        &slide.words(
+            channels,
+            total,
+            plan.segments,
+            [0, plan.rows_per, plan.rows, coef_offset],
+        ),
+        Grid::for_items(total as u64, FORWARD_WG).trips(plan.trips),
     )
+}
+
+/// The forward's plan of rows.
+fn forward_plan(g: &Geometry, slide: &Slide, budget: u64, in_planes: bool) -> RowPlan {
+    let rows = g.n * g.c_in * slide.dst.0;
+    let steps = (slide.dst.1 / 4, slide.loop_cost());
+    RowPlan::new(rows, slide.dst.0, budget, steps, in_planes)
 }
 
 /// The forward. With `fold = Some((offset, act))` each result ends in
@@ -273,8 +338,38 @@ pub(super) fn forward(
     fold: Option<(usize, BnAct)>,
 ) -> Result<Tensor> {
     let y = x.uninit_like(&g.output_shape())?;
-    slide_rows(&forward_slide(g), g.c_in, (x, w, &y), (false, fold))?;
+    let slide = forward_slide(g);
+    let plan = forward_plan(g, &slide, x.device().loop_budget(), false);
+    slide_rows(&slide, g.c_in, (x, w, &y), (false, fold), (&plan, None))?;
     Ok(y)
+}
+
+/// The forward, with the moments of each output channel (count, mean and M2 per
+/// invocation's rows, `[c_out, segments, 3]`) written by the kernel itself: when batch
+/// norm can merge that many segments (`max_segments`); `None` otherwise, and nothing ran.
+pub(super) fn forward_moments(
+    g: &Geometry,
+    x: &Tensor,
+    w: &Tensor,
+    max_segments: usize,
+) -> Result<Option<(Tensor, Tensor)>> {
+    let slide = forward_slide(g);
+    let plan = forward_plan(g, &slide, x.device().loop_budget(), true);
+    let segments = plan.moment_segments(g.n, g.ho);
+    if segments > max_segments {
+        return Ok(None);
+    }
+    let y = x.uninit_like(&g.output_shape())?;
+    let moments = x.uninit_like(&[g.c_out, segments, 3])?;
+    let tensors = (x, w, &y);
+    slide_rows(
+        &slide,
+        g.c_in,
+        tensors,
+        (false, None),
+        (&plan, Some(&moments)),
+    )?;
+    Ok(Some((y, moments)))
 }
 
 /// The input gradient: gathered straight from `dy` at column stride 2; else the flipped
@@ -292,8 +387,10 @@ pub(super) fn input_grad(g: &Geometry, dy: &Tensor, w: &Tensor) -> Result<Tensor
         let dx = dy.uninit_like(&g.input_shape())?;
         let pairs = (g.w / 4).div_ceil(2);
         let steps = (pairs, forward.gather_cost());
+        let budget = dy.device().loop_budget();
+        let plan = RowPlan::new(g.n * g.c_in * g.h, g.h, budget, steps, false);
         let kernel = (&GATHER, forward.overrides());
-        launch_rows(kernel, &slide, g.c_in, (dy, w, &dx), steps, 0)?;
+        launch_rows(kernel, &slide, g.c_in, (dy, w, &dx), &plan, (0, None))?;
         return Ok(dx);
     }
     let slide = input_grad_slide(g).expect("checked by supports_input_grad");
@@ -305,7 +402,10 @@ pub(super) fn input_grad(g: &Geometry, dy: &Tensor, w: &Tensor) -> Result<Tensor
         &spread
     };
     let dx = dy.uninit_like(&g.input_shape())?;
-    slide_rows(&slide, g.c_in, (src, w, &dx), (true, None))?;
+    let rows = g.n * g.c_in * slide.dst.0;
+    let steps = (slide.dst.1 / 4, slide.loop_cost());
+    let plan = RowPlan::new(rows, slide.dst.0, dy.device().loop_budget(), steps, false);
+    slide_rows(&slide, g.c_in, (src, w, &dx), (true, None), (&plan, None))?;
     Ok(dx)
 }
 

@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{Device, Grid, Kernel, kernel};
 use crate::ops::matmul::{
     ColumnPlanes, MatmulKernel, MatrixView, Output, Packed, gemm, k_major, k_major_fits_one_pass,
-    k_planes, pack, place,
+    k_planes, moment_segments, pack, place,
 };
 use crate::ops::norm::BnAct;
 use crate::ops::reduce::{Reduction, reduce_with};
@@ -55,7 +55,7 @@ fn pointwise_over_planes(
     out: &Tensor,
     (m, k, hw): (usize, usize, usize),
     chunk: &Chunk,
-    (bias, scale_shift): (Option<&Tensor>, Option<(&Tensor, BnAct)>),
+    epilogue: Epilogue,
 ) -> Result<bool> {
     if chunk.len() != hw || !k_major_fits_one_pass(src.device(), k) {
         return Ok(false);
@@ -78,8 +78,11 @@ fn pointwise_over_planes(
     let Some(mut b) = k_major(src, view, Some(planes)) else {
         return Ok(false);
     };
-    if let Some((coef, act)) = scale_shift {
+    if let Some((coef, act)) = epilogue.scale_shift {
         b = b.with_scale_shift(coef, act)?;
+    }
+    if let Some(moments) = epilogue.moments {
+        b = b.with_moments(moments)?;
     }
     let c = Output {
         tensor: out,
@@ -87,9 +90,19 @@ fn pointwise_over_planes(
         matrix_stride: 0,
         row_stride: hw,
     };
-    let bias = bias.map(|b| (b, 1));
+    let bias = epilogue.bias.map(|b| (b, 1));
     gemm(a, &b, c, (m, columns, k), 1, bias, MatmulKernel::Auto)?;
     Ok(true)
+}
+
+/// What a pointwise product over planes does besides the product: add a bias, end in a
+/// folded batch norm and its activation, or write the moments of every row (see
+/// [`Packed::with_moments`](crate::ops::matmul::Packed::with_moments)).
+#[derive(Clone, Copy, Default)]
+struct Epilogue<'a> {
+    bias: Option<&'a Tensor>,
+    scale_shift: Option<(&'a Tensor, BnAct)>,
+    moments: Option<&'a Tensor>,
 }
 
 /// A piece of the work: samples `n0..n0 + count` and, of each, output pixels `pixels`
@@ -399,7 +412,10 @@ pub(super) fn forward_scale_shift(
     let weights = pack_weights(g, w)?;
     let y = x.uninit_like(&g.output_shape())?;
     let dims = (g.c_out, g.c_in, hw);
-    let epilogue = (None, Some((coef, act)));
+    let epilogue = Epilogue {
+        scale_shift: Some((coef, act)),
+        ..Epilogue::default()
+    };
     for (i, chunk) in chunks.iter().enumerate() {
         // Whole-sample chunks differ only in where they start (a multiple of a plane), so
         // the kernel takes all of them or, from the first, none.
@@ -413,6 +429,38 @@ pub(super) fn forward_scale_shift(
         }
     }
     Ok(Some(y))
+}
+
+/// The forward of a pointwise convolution without a bias, with the moments of each
+/// output channel per 64 pixels (`[c_out, segments, 3]`, see
+/// [`Packed::with_moments`](crate::ops::matmul::Packed::with_moments)) written by the
+/// product itself: when the whole batch runs as one product over planes (see
+/// [`pointwise_over_planes`]) and batch norm can merge that many segments; `None`
+/// otherwise, and nothing ran.
+pub(super) fn forward_moments(
+    g: &Geometry,
+    x: &Tensor,
+    w: &Tensor,
+    max_segments: usize,
+) -> Result<Option<(Tensor, Tensor)>> {
+    let hw = g.h * g.w;
+    let chunks = chunks(g, x.device(), 0, 0);
+    let [chunk] = chunks.as_slice() else {
+        return Ok(None);
+    };
+    let segments = moment_segments(g.n * hw, 1);
+    if !is_pointwise(g) || g.p.groups != 1 || chunk.count != g.n || segments > max_segments {
+        return Ok(None);
+    }
+    let weights = pack_weights(g, w)?;
+    let y = x.uninit_like(&g.output_shape())?;
+    let moments = x.uninit_like(&[g.c_out, segments, 3])?;
+    let epilogue = Epilogue {
+        moments: Some(&moments),
+        ..Epilogue::default()
+    };
+    let dims = (g.c_out, g.c_in, hw);
+    Ok(pointwise_over_planes(&weights, x, &y, dims, chunk, epilogue)?.then_some((y, moments)))
 }
 
 /// The weight as the forward's A operand: `[cout_g, k_g]` per group.
@@ -452,7 +500,17 @@ pub(super) fn forward(
         let dims = (g.c_out, g.c_in, g.h * g.w);
         if pointwise
             && groups == 1
-            && pointwise_over_planes(&weights, x, &y, dims, &chunk, (bias, None))?
+            && pointwise_over_planes(
+                &weights,
+                x,
+                &y,
+                dims,
+                &chunk,
+                Epilogue {
+                    bias,
+                    ..Epilogue::default()
+                },
+            )?
         {
             continue;
         }
@@ -519,7 +577,7 @@ pub(super) fn input_grad(g: &Geometry, dy: &Tensor, w: &Tensor) -> Result<Tensor
         let dims = (g.c_in, g.c_out, hwo);
         if pointwise
             && groups == 1
-            && pointwise_over_planes(&weights_t, dy, &dx, dims, &chunk, (None, None))?
+            && pointwise_over_planes(&weights_t, dy, &dx, dims, &chunk, Epilogue::default())?
         {
             continue;
         }

@@ -34,7 +34,7 @@ pub use cases::ConvCase;
 
 use crate::error::{Result, arg_err, shape_err};
 use crate::ops::channels::concat;
-use crate::ops::norm::{BnAct, FrozenBatchNorm, scale_shift};
+use crate::ops::norm::{BnAct, ChannelMoments, FrozenBatchNorm, scale_shift};
 use crate::tensor::Tensor;
 
 /// Stride, padding, dilation and groups of a convolution, each (height, width).
@@ -466,6 +466,40 @@ pub fn conv2d(
     let g = conv_geometry("conv2d", x.shape(), weight.shape(), p)?;
     check_bias("conv2d", x, bias, g.c_out)?;
     forward(&g, x, weight, bias)
+}
+
+/// [`conv2d`] without a bias, with the moments of each output channel computed by the
+/// convolution's own last step where its path allows (depthwise convolutions on vec4
+/// rows, pointwise ones over the whole batch's planes on adapters with 8-wide subgroups):
+/// what a training batch norm after it merges ([`batch_norm_act_train_from`]) instead of
+/// reading the output once more. `None` where the path does not, and the output as
+/// [`conv2d`]'s.
+///
+/// [`batch_norm_act_train_from`]: crate::ops::norm::batch_norm_act_train_from
+pub fn conv2d_with_moments(
+    x: &Tensor,
+    weight: &Tensor,
+    p: &Conv2dParams,
+) -> Result<(Tensor, Option<ChannelMoments>)> {
+    let op = "conv2d_with_moments";
+    x.check_same_device(weight, op)?;
+    let g = conv_geometry(op, x.shape(), weight.shape(), p)?;
+    let device = x.device();
+    let max_segments = ChannelMoments::max_segments(device);
+    let fused = if g.output_shape().contains(&0) {
+        None
+    } else if depthwise_rows4::supports(&g, device.loop_budget()) {
+        depthwise_rows4::forward_moments(&g, x, weight, max_segments)?
+    } else {
+        gemm::forward_moments(&g, x, weight, max_segments)?
+    };
+    Ok(match fused {
+        Some((y, partial)) => {
+            let moments = ChannelMoments::new(partial, &y);
+            (y, Some(moments))
+        }
+        None => (forward(&g, x, weight, None)?, None),
+    })
 }
 
 /// [`conv2d`] without a bias, then an evaluation-mode batch norm and `act`: for
