@@ -4,10 +4,11 @@
 //! network without batch norm (each rank a share of the batch) against the whole batch
 //! on one rank, with the ranks' parameters bitwise equal after every step; and with
 //! `--fail-rank R` that rank exits mid-run, with `--kill-rank R` is killed (SIGKILL), or
-//! with `--error-rank R` meets an error and aborts the job, so the job must end with an error rather than hang. With `--checkpoint
-//! PATH` rank 0 saves a checkpoint at every step of the run-up to the failure, and
-//! `dist_check --verify-checkpoint PATH` (no mpirun) then checks that the file the
-//! failure left is a whole checkpoint of one of those steps.
+//! with `--error-rank R` meets an error and aborts the job, so the job must end with an
+//! error rather than hang. With `--checkpoint PATH` rank 0 saves a checkpoint at every
+//! step of the run-up to the failure, and `dist_check --verify-checkpoint PATH` (no
+//! mpirun) then checks that the file the failure left is a whole checkpoint of one of
+//! those steps.
 //!
 //! ```text
 //! cargo build --release --features mpi --example dist_check
@@ -154,12 +155,11 @@ struct Failures<'a> {
 /// The steps of the run-up at which rank 0 saves a checkpoint (`--checkpoint`).
 const SAVED_STEPS: std::ops::Range<usize> = 10..60;
 
-/// Rank 0's checkpoint at `step` of the run-up: the network's starting parameters, and
-/// the step in its entries.
-fn save_at(path: &Path, step: usize) -> Result<()> {
-    let device = Device::new()?;
+/// Rank 0's checkpoint at `step` of the run-up: `store` (the network's starting
+/// parameters), and the step in its entries.
+fn save_at(path: &Path, step: usize, store: &ParamStore) -> Result<()> {
     let meta = BTreeMap::from([("step".to_string(), step.to_string())]);
-    save_checkpoint(path, &store(&device, 1)?, None, &meta)
+    save_checkpoint(path, store, None, &meta)
 }
 
 /// `--verify-checkpoint`: the file at `path` loads, holds the network's starting
@@ -259,6 +259,8 @@ fn collectives_and_training(comm: &mut MpiComm, failures: Failures) -> Result<()
             .zip(&sum)
             .all(|(a, b)| a.to_bits() == b.to_bits()),
     )?;
+    // What rank 0 saves: the network's starting parameters, made once.
+    let mut saved: Option<ParamStore> = None;
     for step in 0..100 {
         if Some(rank) == fail_rank && step == 50 {
             eprintln!("dist_check: rank {rank} exits at step {step} (asked to)");
@@ -266,9 +268,9 @@ fn collectives_and_training(comm: &mut MpiComm, failures: Failures) -> Result<()
         }
         if Some(rank) == kill_rank && step == 50 {
             eprintln!("dist_check: rank {rank} kills itself (SIGKILL) at step {step} (asked to)");
-            let me = std::process::id().to_string();
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", &me])
+            // The shell's own `kill` (a builtin everywhere): no kill binary needed.
+            let _ = std::process::Command::new("sh")
+                .args(["-c", "kill -KILL $PPID"])
                 .status();
             std::thread::sleep(std::time::Duration::from_secs(60));
             return Err(Error::Distributed(format!(
@@ -281,7 +283,7 @@ fn collectives_and_training(comm: &mut MpiComm, failures: Failures) -> Result<()
             )));
         }
         if let Some(path) = checkpoint.filter(|_| rank == 0 && SAVED_STEPS.contains(&step)) {
-            save_at(path, step)?;
+            save_at(path, step, saved.get_or_insert(store(&Device::new()?, 1)?))?;
         }
         let mut v = [(rank * step) as f32];
         comm.all_reduce_sum(&mut v)?;

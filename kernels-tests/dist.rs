@@ -427,3 +427,71 @@ fn sync_batch_norm_gives_mobilenet_v2_the_whole_batch_gradients() {
         "per-rank batch norm within {apart} of the whole batch's"
     );
 }
+
+/// Batch norm `x` (`[n, 3]`) in training over `comm`'s ranks: the output, or the error.
+fn synced_batch_norm(comm: &SharedComm, x: &[f32]) -> Result<Vec<f32>> {
+    let tape = Tape::new();
+    let n = x.len() / 3;
+    let input = tape.input(Tensor::from_slice(device(), x, &[n, 3])?);
+    let (mean, var) = (
+        Tensor::zeros(device(), &[3])?,
+        Tensor::ones(device(), &[3])?,
+    );
+    let stats = BatchStats {
+        moments: None,
+        sync: Some(comm),
+    };
+    let running = RunningStats {
+        mean: &mean,
+        var: &var,
+    };
+    let none = (None, None);
+    let (y, _, _) =
+        tape.batch_norm_act_train_from(&input, stats, none, running, (0.1, 1e-5), BnAct::Identity)?;
+    y.value().to_vec()
+}
+
+/// With sync batch norm, one value per channel on each of 2 ranks is a batch of 2: the
+/// output is that of the 2 rows normalized together; one value on a group of one rank
+/// is an error naming the count over all ranks.
+#[test]
+fn sync_batch_norm_counts_the_values_of_every_rank() {
+    let rows = [[1.0f32, -2.0, 0.5], [3.0, 4.0, -0.5]];
+    let threads: Vec<_> = local_group(2, Duration::from_secs(120))
+        .unwrap()
+        .into_iter()
+        .map(|comm| {
+            std::thread::spawn(move || {
+                let rank = comm.rank();
+                synced_batch_norm(&SharedComm::new(Box::new(comm)), &rows[rank])
+            })
+        })
+        .collect();
+    let got: Vec<Vec<f32>> = threads
+        .into_iter()
+        .map(|t| t.join().unwrap().unwrap())
+        .collect();
+    for c in 0..3 {
+        let (a, b) = (f64::from(rows[0][c]), f64::from(rows[1][c]));
+        let (mean, var) = ((a + b) / 2.0, (a - b).powi(2) / 4.0);
+        for (rank, v) in [a, b].into_iter().enumerate() {
+            let want = (v - mean) / (var + 1e-5).sqrt();
+            let g = f64::from(got[rank][c]);
+            assert!(
+                (g - want).abs() < 1e-5,
+                "rank {rank} channel {c}: {g} vs {want}"
+            );
+        }
+    }
+    let alone = local_group(1, Duration::from_secs(10))
+        .unwrap()
+        .pop()
+        .unwrap();
+    let err = synced_batch_norm(&SharedComm::new(Box::new(alone)), &rows[0])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("over all ranks") && err.contains("got 1"),
+        "{err}"
+    );
+}

@@ -201,10 +201,13 @@ pub(super) fn train(
     let device = x.device();
     let walk = ChannelWalk::new(device, (n, c, s), max_merged_segments(device))?;
     let walked;
+    let max_segments = max_merged_segments(device);
+    // Moments in more segments than the statistics may merge (the loop budget lowered
+    // since the convolution wrote them) are left for a pass of its own.
+    let moments = moments.filter(|m| m.shape().get(1).is_some_and(|&s| s <= max_segments));
     let partial = match moments {
         Some(partial) => {
-            let segments = partial.shape().get(1).copied().unwrap_or(0);
-            if partial.shape() != [c, segments, 3] || segments > max_merged_segments(device) {
+            if partial.shape() != [c, partial.shape()[1], 3] {
                 return Err(Error::Internal(format!(
                     "batch norm: moments shaped {:?} for {c} channels",
                     partial.shape()
@@ -229,7 +232,14 @@ pub(super) fn train(
     let gathered;
     let partial = match sync {
         Some(comm) => {
-            (gathered, count) = gather_moments(comm, partial)?;
+            (gathered, count) = gather_moments(comm, partial, count)?;
+            if count <= 1 {
+                // Every rank sees the same count, so every rank stops here.
+                return Err(Error::InvalidArgument(format!(
+                    "batch_norm_train: expected more than 1 value per channel over all \
+                     ranks, got {count}"
+                )));
+            }
             &gathered
         }
         None => partial,

@@ -459,7 +459,9 @@ pub(crate) fn gemm(
     }
     if slices.count > 1 && needs_one_pass {
         return Err(Error::Internal(
-            "matmul: columns over several planes, or a scale and shift, need K in one pass".into(),
+            "matmul: columns over several planes, a scale and shift, or moments need K in one \
+             pass"
+                .into(),
         ));
     }
     let every_layer = 0..batches * slices.count;

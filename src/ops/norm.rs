@@ -446,11 +446,15 @@ fn train_with(
     let op = "batch_norm_train";
     let (n, c, s) = check_batch_norm(op, x, weight, bias, running_mean, running_var, eps)?;
     check_finite(op, "momentum", momentum)?;
+    // With sync batch norm the count that matters is over every rank (checked once
+    // gathered); each rank needs a value per channel all the same, since an empty one
+    // would skip its collectives.
     let count = n * s;
-    if count <= 1 {
+    let least = if sync.is_some() { 1 } else { 2 };
+    if count < least {
         return arg_err!(
-            "{op}: expected more than 1 value per channel when training, got input of shape \
-             {:?} ({count} per channel)",
+            "{op}: expected more than 1 value per channel when training (with sync batch \
+             norm, at least 1 on every rank), got input of shape {:?} ({count} per channel)",
             x.shape()
         );
     }
