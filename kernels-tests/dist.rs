@@ -22,30 +22,47 @@ const STEPS: usize = 3;
 /// A small convolutional net without batch norm: conv 3→4 (3×3, padding 1), ReLU,
 /// global average pool, linear 4→3. Its parameters drawn from `seed`.
 fn store(seed: u64) -> ParamStore {
+    params(
+        seed,
+        [
+            ("conv.weight", vec![4, 3, 3, 3], -0.5),
+            ("conv.bias", vec![4], -0.5),
+            ("fc.weight", vec![3, 4], -0.5),
+            ("fc.bias", vec![3], -0.5),
+        ],
+    )
+}
+
+/// Parameters `(name, shape, lo)` drawn from `seed`, uniform in `[lo, lo + 1)`.
+fn params<const N: usize>(seed: u64, specs: [(&str, Vec<usize>, f64); N]) -> ParamStore {
     let mut rng = Rng::new(seed);
     let mut store = ParamStore::new();
-    for (name, shape) in [
-        ("conv.weight", vec![4, 3, 3, 3]),
-        ("conv.bias", vec![4]),
-        ("fc.weight", vec![3, 4]),
-        ("fc.bias", vec![3]),
-    ] {
-        let (t, _) = random_tensor(&mut rng, &shape, -0.5, 0.5);
+    for (name, shape, lo) in specs {
+        let (t, _) = random_tensor(&mut rng, &shape, lo, lo + 1.0);
         store.insert_param(name, t).unwrap();
     }
     store
 }
 
-/// The whole run's data: per step, BATCH images of 3×6×6 and their labels.
-fn data() -> Vec<(Vec<f32>, Vec<usize>)> {
-    let mut rng = Rng::new(97);
+/// The whole run's data: per step, BATCH images of `pixels` values and their labels,
+/// drawn from `seed`; `shift` changes the images of the batch's second half.
+fn batches(seed: u64, pixels: usize, shift: impl Fn(f32) -> f32) -> Vec<(Vec<f32>, Vec<usize>)> {
+    let mut rng = Rng::new(seed);
     (0..STEPS)
         .map(|_| {
-            let images = random_values(&mut rng, BATCH * 3 * 36, -1.0, 1.0);
+            let mut images = random_values(&mut rng, BATCH * pixels, -1.0, 1.0);
+            images[BATCH / 2 * pixels..]
+                .iter_mut()
+                .for_each(|v| *v = shift(*v));
             let labels = (0..BATCH).map(|_| rng.below(3) as usize).collect();
             (images, labels)
         })
         .collect()
+}
+
+/// Per step, BATCH images of 3×6×6 and their labels.
+fn data() -> Vec<(Vec<f32>, Vec<usize>)> {
+    batches(97, 3 * 36, |v| v)
 }
 
 /// The gradients of the mean cross-entropy over `images[range]`.
@@ -171,35 +188,22 @@ fn a_rank_gone_mid_run_fails_the_other_naming_it() {
 /// lavapipe it writes its moments on the way), batch norm and ReLU, global average pool,
 /// linear 4→3.
 fn bn_store(seed: u64) -> ParamStore {
-    let mut rng = Rng::new(seed);
-    let mut store = ParamStore::new();
-    for (name, shape, lo) in [
-        ("conv.weight", vec![4, 3, 1, 1], -0.5),
-        ("bn.weight", vec![4], 0.5),
-        ("bn.bias", vec![4], -0.5),
-        ("fc.weight", vec![3, 4], -0.5),
-        ("fc.bias", vec![3], -0.5),
-    ] {
-        let (t, _) = random_tensor(&mut rng, &shape, lo, lo + 1.0);
-        store.insert_param(name, t).unwrap();
-    }
-    store
+    params(
+        seed,
+        [
+            ("conv.weight", vec![4, 3, 1, 1], -0.5),
+            ("bn.weight", vec![4], 0.5),
+            ("bn.bias", vec![4], -0.5),
+            ("fc.weight", vec![3, 4], -0.5),
+            ("fc.bias", vec![3], -0.5),
+        ],
+    )
 }
 
 /// Per step, BATCH images of 3×8×8, each half of the batch with its own offset so that
 /// the halves' statistics differ, and their labels.
 fn bn_data() -> Vec<(Vec<f32>, Vec<usize>)> {
-    let mut rng = Rng::new(98);
-    (0..STEPS)
-        .map(|_| {
-            let mut images = random_values(&mut rng, BATCH * 192, -1.0, 1.0);
-            images[BATCH / 2 * 192..]
-                .iter_mut()
-                .for_each(|v| *v = *v * 3.0 + 2.0);
-            let labels = (0..BATCH).map(|_| rng.below(3) as usize).collect();
-            (images, labels)
-        })
-        .collect()
+    batches(98, 192, |v| v * 3.0 + 2.0)
 }
 
 /// The gradients of the mean cross-entropy over `images[range]` through the BN net,

@@ -40,19 +40,15 @@ fn main(
     if i >= p.total {
         return;
     }
-    // Rows r_first.. of the batch's rows: `row_items` whole rows, or one range of chunks of
-    // one row (segments > 1).
-    let r_first = (i / p.segments) * p.row_items;
-    let r_end = min(r_first + p.row_items, p.items);
-    let c0 = (i % p.segments) * p.seg_len;
-    let c1 = min(c0 + p.seg_len, p.w_dst4);
+    let work = row_work(i, p.w_dst4);
+    let c0 = work.step0;
     let taps = KH * KW;
     var wt: array<f32, TAPS_MAX>;
     var scale = 1.0;
     var shift = 0.0;
     var loaded = p.channels; // no channel's weights yet
     var stats = vec3<f32>(0.0);
-    for (var r = r_first; r < r_end; r++) {
+    for (var r = work.first; r < work.end; r++) {
         let oh = r % p.h_dst;
         let plane = r / p.h_dst;
         let channel = plane % p.channels;
@@ -72,7 +68,7 @@ fn main(
         var strips: Strips;
         load_strips(&strips, base, top, c0);
         let dst_row = (plane * p.h_dst + oh) * p.w_dst4;
-        for (var c = c0; c < c1; c++) {
+        for (var c = c0; c < work.step1; c++) {
             if c > c0 {
                 slide_strips(&strips, base, top, c);
             }
@@ -93,9 +89,9 @@ fn main(
         }
     }
     if MOMENTS {
-        let plane = r_first / p.h_dst;
+        let plane = work.first / p.h_dst;
         let blocks = p.h_dst / p.row_items;
-        let block = (r_first % p.h_dst) / p.row_items;
+        let block = (work.first % p.h_dst) / p.row_items;
         let sample = plane / p.channels;
         let segments = p.items / p.h_dst / p.channels * blocks * p.segments;
         let segment = (sample * blocks + block) * p.segments + i % p.segments;

@@ -52,15 +52,12 @@ fn main(
     if i >= p.total {
         return;
     }
-    let r_first = (i / p.segments) * p.row_items;
-    let r_end = min(r_first + p.row_items, p.items);
-    let pairs = (p.w_dst4 + 1u) / 2u;
-    let m0 = (i % p.segments) * p.seg_len;
-    let m1 = min(m0 + p.seg_len, pairs);
+    let work = row_work(i, (p.w_dst4 + 1u) / 2u);
+    let m0 = work.step0;
     let taps = KH * KW;
     var wt: array<f32, TAPS_MAX>;
     var loaded = p.channels; // no channel's weights yet
-    for (var r = r_first; r < r_end; r++) {
+    for (var r = work.first; r < work.end; r++) {
         let ih = r % p.h_dst;
         let plane = r / p.h_dst;
         let channel = plane % p.channels;
@@ -86,7 +83,7 @@ fn main(
             }
         }
         let dst_row = (plane * p.h_dst + ih) * p.w_dst4;
-        for (var m = m0; m < m1; m++) {
+        for (var m = m0; m < work.step1; m++) {
             if m > m0 {
                 for (var ky = 0u; ky < KH; ky++) {
                     strips[ky][0] = strips[ky][1];

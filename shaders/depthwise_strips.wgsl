@@ -48,6 +48,23 @@ const STRIP: u32 = 4u; // chunks per strip, at most (STRIDE_W + 2)
 // The strips of the KH source rows.
 alias Strips = array<array<vec4<f32>, STRIP>, KH_MAX>;
 
+// The work of invocation i of a kernel walking destination rows (`RowPlan` in
+// src/ops/conv/depthwise_rows4.rs): rows first..end of the batch's `items`, and of each
+// row the steps step0..step1 of its `steps` (chunks, or pairs of them). That is
+// `row_items` whole rows, or one range of `seg_len` steps of one row (segments > 1).
+struct RowWork {
+    first: u32,
+    end: u32,
+    step0: u32,
+    step1: u32,
+}
+
+fn row_work(i: u32, steps: u32) -> RowWork {
+    let first = (i / p.segments) * p.row_items;
+    let step0 = (i % p.segments) * p.seg_len;
+    return RowWork(first, min(first + p.row_items, p.items), step0, min(step0 + p.seg_len, steps));
+}
+
 // Source chunk q of row `row` of the plane at `base`; zeros off the image. The address is
 // clamped so the load is always in bounds.
 fn chunk_at(base: u32, row: i32, q: i32) -> vec4<f32> {
